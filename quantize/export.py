@@ -1,0 +1,126 @@
+"""QONNX export of a zoo model plus the JSON sidecar the flow and the board read."""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from quantize.registry import ModelSpec, create_model, get_spec
+
+SIDECAR_SUFFIX = ".json"
+
+
+class ExportError(Exception):
+    """Export failed in a way the user can fix (message is one line)."""
+
+
+@dataclass(frozen=True)
+class Exported:
+    """Where an export landed."""
+
+    onnx: Path
+    sidecar: Path
+
+
+def head_affine(model: nn.Module) -> dict | None:
+    """The host-side head (a BatchNorm1d in eval mode) as per-class scale and bias lists."""
+    head = getattr(model, "head", None)
+    if head is None:
+        return None
+    scale = (head.weight / torch.sqrt(head.running_var + head.eps)).detach()
+    bias = (head.bias - head.running_mean * scale).detach()
+    return {"scale": scale.tolist(), "bias": bias.tolist()}
+
+
+def accelerator_part(model: nn.Module) -> nn.Module:
+    """The module that becomes hardware: ``body`` when the model has a host head."""
+    return getattr(model, "body", model)
+
+
+def calibrate_untrained(model: nn.Module, spec: ModelSpec, seed: int = 0, batches: int = 4) -> None:
+    """Give an untrained model realistic BatchNorm statistics from random pixels.
+
+    Freshly initialised BNs (mean 0, var 1) make every threshold trivial, which would
+    hide mapping errors; a few training-mode passes make them data-like instead.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the calibration batches
+    model.train()
+    with torch.no_grad():
+        for _ in range(batches):
+            x = torch.randint(0, 256, (32, *spec.input_shape), generator=gen).float()
+            model(x)
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.momentum = 0.1
+    model.eval()
+
+
+def load_for_export(name: str, ckpt: Path | None) -> tuple[nn.Module, dict]:
+    """The model in eval mode with its checkpoint's weights (or calibrated random ones)."""
+    spec = get_spec(name)
+    if ckpt is None:
+        model = create_model(spec.name)
+        calibrate_untrained(model, spec)
+        return model, {"trained": False}
+    from quantize.train import load_checkpoint
+
+    model, meta = load_checkpoint(ckpt)
+    if meta.get("model") != spec.name:
+        raise ExportError(f"checkpoint {ckpt} holds model '{meta.get('model')}', not '{spec.name}'")
+    model.eval()
+    return model, {"trained": True, **{k: meta.get(k) for k in ("best_val_acc", "test_acc", "dataset", "epoch")}}
+
+
+def export_qonnx(model: nn.Module, spec: ModelSpec, out: Path, info: dict | None = None) -> Exported:
+    """Export ``model`` (eval mode) to ``out`` (.onnx) and write the sidecar next to it.
+
+    Files are written in a temp folder and moved into place at the end, so a failed
+    export never leaves a file that looks complete.
+    """
+    from brevitas.export import export_qonnx as brevitas_export_qonnx
+
+    out = Path(out)
+    if out.suffix != ".onnx":
+        raise ExportError(f"output must end in .onnx: {out}")
+    model.eval()
+    if hasattr(model, "set_deploy_order"):
+        model.set_deploy_order(True)
+    example = torch.zeros(1, *spec.input_shape)
+    with torch.no_grad():
+        model(example)  # refreshes buffers derived from weights before tracing
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        tmp_onnx = Path(tmp) / out.name
+        brevitas_export_qonnx(accelerator_part(model), input_t=example, export_path=str(tmp_onnx))
+        sidecar = {
+            "format": "qonnx",
+            "model": spec.name,
+            "input_shape": [1, *spec.input_shape],
+            "input_dtype": spec.input_dtype,
+            "input_layout": "NCHW",
+            "class_names": list(spec.class_names),
+            "preprocessing": spec.preprocessing.to_dict(),
+            "head": head_affine(model),
+            "onnx_files": sorted(p.name for p in Path(tmp).iterdir()),
+            **(info or {}),
+        }
+        (Path(tmp) / (out.stem + SIDECAR_SUFFIX)).write_text(json.dumps(sidecar, indent=2))
+        for f in Path(tmp).iterdir():
+            shutil.move(str(f), out.parent / f.name)
+    return Exported(onnx=out, sidecar=out.with_suffix(SIDECAR_SUFFIX))
+
+
+def export_model(name: str, out: Path, ckpt: Path | None = None) -> Exported:
+    """Export a registered model (from a checkpoint, or calibrated random weights)."""
+    spec = get_spec(name)
+    model, info = load_for_export(spec.name, ckpt)
+    return export_qonnx(model, spec, out, info)

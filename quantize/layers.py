@@ -1,0 +1,108 @@
+"""Quantizers and building blocks shared by every model in the zoo.
+
+One place decides how a BNN binarizes, pads and takes its input, so that all
+models agree with each other and with the hardware:
+
+* weights: sign(W) in {-1, +1} (scale 1), latent weights clipped to [-1, 1];
+  the straight-through estimator passes the gradient where |W| < 1 (Brevitas'
+  clamped binary quantizer, which is the paper's hard-tanh STE);
+* activations: sign(x) in {-1, +1}; x == 0 maps to +1 (Brevitas' and QONNX'
+  convention; the CBCNN paper maps 0 to -1. After a float BatchNorm an exact 0
+  practically never occurs, and training and hardware use the same rule);
+* padding of binary feature maps is -1, never 0: 0 is not a bipolar value and
+  FINN's XNOR layers encode -1 as bit 0, so -1 padding is what the hardware does;
+* the accelerator input is UINT8 pixels at scale 1: integers cannot land on a
+  rounding tie, so the input quantizer is exact in every toolchain.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from brevitas.core.scaling import ScalingImplType
+from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
+from brevitas.quant import SignedBinaryActPerTensorConst, SignedBinaryWeightPerTensorConst
+from brevitas.quant.scaled_int import Uint8ActPerTensorFloat
+
+#: The value binary feature maps are padded with (see module docstring).
+BINARY_PAD_VALUE = -1.0
+
+
+class BinaryWeight(SignedBinaryWeightPerTensorConst):
+    """Weights sign(W) * 1 with in-place clipping of the latent weights to [-1, 1]."""
+
+    scaling_const = 1.0
+
+
+class BinaryAct(SignedBinaryActPerTensorConst):
+    """Activations sign(x) in {-1, +1}; gradient passes only where |x| <= 1."""
+
+    scaling_const = 1.0
+
+
+class PixelInput(Uint8ActPerTensorFloat):
+    """Unsigned 8-bit integers at scale 1: raw pixels 0..255 pass unchanged."""
+
+    scaling_impl_type = ScalingImplType.CONST
+    # Brevitas divides the constant by 2**8 - 1 to get the scale; 255 gives scale 1.
+    scaling_const = 255.0
+    max_val = 255.0
+
+
+def pixel_input() -> QuantIdentity:
+    """The model's input quantizer: exact on UINT8 pixels, exported as an 8-bit Quant."""
+    return QuantIdentity(act_quant=PixelInput, return_quant_tensor=False)
+
+
+def binary_act() -> QuantIdentity:
+    """A sign activation module."""
+    return QuantIdentity(act_quant=BinaryAct, return_quant_tensor=False)
+
+
+def binary_conv(cin: int, cout: int, kernel: int = 3, stride: int = 1, padding: int = 0) -> QuantConv2d:
+    """A bias-free binary-weight convolution.
+
+    Implicit ``padding`` pads with 0, which is right only for integer (pixel) inputs;
+    binary inputs go through :func:`pad_binary` and ``padding=0``.
+    """
+    return QuantConv2d(
+        cin, cout, kernel, stride=stride, padding=padding, bias=False, weight_quant=BinaryWeight
+    )
+
+
+def binary_linear(cin: int, cout: int) -> QuantLinear:
+    """A bias-free binary-weight fully connected layer."""
+    return QuantLinear(cin, cout, bias=False, weight_quant=BinaryWeight)
+
+
+def pad_binary(x: torch.Tensor, amount: int) -> torch.Tensor:
+    """'Same' padding of a bipolar feature map with -1 (see module docstring)."""
+    if amount == 0:
+        return x
+    return F.pad(x, (amount,) * 4, mode="constant", value=BINARY_PAD_VALUE)
+
+
+def batch_norm(channels: int, dims: int = 2, eps: float = 1e-6, momentum: float = 0.1) -> nn.Module:
+    """BatchNorm with the BNN papers' eps; dims 1 for dense layers, 2 for feature maps."""
+    cls = nn.BatchNorm2d if dims == 2 else nn.BatchNorm1d
+    return cls(channels, eps=eps, momentum=momentum)
+
+
+def clip_latent_weights(model: nn.Module, bound: float = 1.0) -> None:
+    """Clip every binary layer's latent float weights to [-bound, bound] (paper: after each step)."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (QuantConv2d, QuantLinear)) and m.weight_quant.is_quant_enabled:
+                m.weight.clamp_(-bound, bound)
+
+
+def keep_bn_scale_positive(bns: list[nn.Module], floor: float = 1e-3) -> None:
+    """Clamp BatchNorm gammas to >= floor.
+
+    A positive scale makes BN (and the sign after it) commute with max pooling, so the
+    paper's conv -> pool -> BN order can be deployed as conv -> BN -> sign -> pool,
+    which FINN streamlines into pure thresholds.
+    """
+    with torch.no_grad():
+        for bn in bns:
+            bn.weight.clamp_(min=floor)
