@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,25 @@ def prepare(scratch: str | Path | None = None) -> Path:
         settings.initialize_dummy_settings()
         _prepared = True
     return build_dir
+
+
+@contextmanager
+def exact_execution():
+    """Execute ONNX graphs without QONNX's value sanitization.
+
+    By default QONNX rounds any tensor whose values do not fit its integer annotation,
+    with only a warning; in a bit-exactness check that would hide the very errors we
+    look for (and it dominates execution time). Off inside this block.
+    """
+    old = os.environ.get("SANITIZE_QUANT_TENSORS")
+    os.environ["SANITIZE_QUANT_TENSORS"] = "0"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("SANITIZE_QUANT_TENSORS", None)
+        else:
+            os.environ["SANITIZE_QUANT_TENSORS"] = old
 
 
 def finn_steps():

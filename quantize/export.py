@@ -1,7 +1,9 @@
 """QONNX export of a zoo model plus the JSON sidecar the flow and the board read."""
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -61,6 +63,12 @@ def calibrate_untrained(model: nn.Module, spec: ModelSpec, seed: int = 0, batche
     for m in model.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
             m.momentum = 0.1
+            # Means of integer accumulators over a few batches are often exact
+            # integers, which puts a sign threshold exactly on an integer input, where
+            # float32 rounding decides the bit. Trained statistics are not like that;
+            # an offset strictly between integers keeps the calibrated model realistic.
+            offset = torch.rand(m.running_mean.shape, generator=gen) * 0.8 + 0.1
+            m.running_mean.add_(offset)
     model.eval()
 
 
@@ -68,8 +76,11 @@ def load_for_export(name: str, ckpt: Path | None) -> tuple[nn.Module, dict]:
     """The model in eval mode with its checkpoint's weights (or calibrated random ones)."""
     spec = get_spec(name)
     if ckpt is None:
-        model = create_model(spec.name)
-        calibrate_untrained(model, spec)
+        # Seeded, so every call (export, the PyTorch reference) builds the same weights.
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            model = create_model(spec.name)
+            calibrate_untrained(model, spec)
         return model, {"trained": False}
     from quantize.train import load_checkpoint
 
@@ -98,7 +109,7 @@ def export_qonnx(model: nn.Module, spec: ModelSpec, out: Path, info: dict | None
     with torch.no_grad():
         model(example)  # refreshes buffers derived from weights before tracing
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp, _quiet_torch_export():
         tmp_onnx = Path(tmp) / out.name
         brevitas_export_qonnx(accelerator_part(model), input_t=example, export_path=str(tmp_onnx))
         sidecar = {
@@ -117,6 +128,18 @@ def export_qonnx(model: nn.Module, spec: ModelSpec, out: Path, info: dict | None
         for f in Path(tmp).iterdir():
             shutil.move(str(f), out.parent / f.name)
     return Exported(onnx=out, sidecar=out.with_suffix(SIDECAR_SUFFIX))
+
+
+@contextlib.contextmanager
+def _quiet_torch_export():
+    # torch's exporter warns about every torchvision op it cannot register; we use none.
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def export_model(name: str, out: Path, ckpt: Path | None = None) -> Exported:

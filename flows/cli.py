@@ -1,0 +1,356 @@
+"""``bnn2fpga``: the command line. Parses arguments and calls the library; nothing else."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def _log(msg: str) -> None:
+    # FINN's own chatter is redirected to a log file during steps; ours goes to the terminal.
+    print(msg, file=sys.__stdout__, flush=True)
+
+
+@contextlib.contextmanager
+def _finn_output_to(path: Path):
+    """Send FINN's prints and warnings to ``path`` so the terminal shows our progress only."""
+    import logging
+    import warnings
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f), \
+            warnings.catch_warnings():
+        warnings.simplefilter("always")
+        handler = logging.StreamHandler(f)
+        root = logging.getLogger()
+        root.addHandler(handler)
+        try:
+            yield
+        finally:
+            root.removeHandler(handler)
+
+
+# --- subcommands ---------------------------------------------------------------------
+
+
+def cmd_models(args) -> int:
+    """List the model zoo."""
+    from quantize.registry import count_binary_weight_bits, count_trainable, create_model, get_spec, model_names
+
+    rows = []
+    for name in model_names():
+        spec, model = get_spec(name), create_model(name)
+        rows.append({
+            "name": name, "aliases": list(spec.aliases),
+            "input": "x".join(map(str, spec.input_shape)), "input_dtype": spec.input_dtype,
+            "classes": spec.num_classes, "trainable_params": count_trainable(model),
+            "binary_weight_bits": count_binary_weight_bits(model), "dataset": spec.dataset,
+            "description": spec.description,
+        })
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'model':<14} {'input':<9} {'dtype':<6} {'classes':>7} {'params':>10} {'binary bits':>12}  dataset")
+    for r in rows:
+        alias = f" (alias: {', '.join(r['aliases'])})" if r["aliases"] else ""
+        print(f"{r['name']:<14} {r['input']:<9} {r['input_dtype']:<6} {r['classes']:>7} "
+              f"{r['trainable_params']:>10,} {r['binary_weight_bits']:>12,}  {r['dataset']}{alias}")
+    return 0
+
+
+def cmd_boards(args) -> int:
+    """List the supported boards."""
+    from boards import list_boards
+
+    boards = list_boards()
+    if args.json:
+        print(json.dumps([b.to_dict() for b in boards], indent=2))
+        return 0
+    print(f"{'board':<11} {'part':<22} {'MHz':>5} {'LUT':>8} {'FF':>8} {'BRAM36':>7} {'URAM':>5} {'DSP':>6}")
+    for b in boards:
+        r = b.resources
+        print(f"{b.name:<11} {b.part:<22} {b.clock_mhz:>5g} {r.LUT:>8,} {r.FF:>8,} {r.BRAM36:>7} {r.URAM:>5} {r.DSP:>6,}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    """Train a zoo model on a dataset."""
+    from quantize.train import TrainConfig, train
+
+    cfg = TrainConfig(
+        model=args.model, dataset=args.dataset, data_root=Path(args.data) if args.data else None,
+        out_dir=Path(args.out) if args.out else Path("build") / "train" / args.model,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, limit=args.limit,
+    )
+    res = train(cfg, log=_log)
+    test = f", test accuracy {res.test_acc:.2%}" if res.test_acc is not None else ""
+    _log(f"best checkpoint {res.checkpoint} (validation accuracy {res.best_val_acc:.2%}{test}, "
+         f"{res.images_per_s:,.0f} images/s)")
+    return 0
+
+
+def cmd_export(args) -> int:
+    """Export a zoo model to QONNX plus sidecar."""
+    from quantize.export import export_model
+    from quantize.registry import get_spec
+
+    spec = get_spec(args.model)
+    t0 = time.time()
+    out = export_model(spec.name, Path(args.out), Path(args.ckpt) if args.ckpt else None)
+    _log(f"wrote {out.onnx} and {out.sidecar} in {time.time() - t0:.1f} s"
+         + ("" if args.ckpt else " (untrained weights: no --ckpt given)"))
+    return 0
+
+
+def _config(args, until: str | None):
+    from flows.config import make_config
+
+    return make_config(model=args.model, ckpt=args.ckpt, onnx=args.onnx, board=args.board,
+                       fps=getattr(args, "fps", None), folding=getattr(args, "folding", None),
+                       ceiling=getattr(args, "ceiling", 0.85), out_dir=args.out, until=until)
+
+
+def _run(cfg, until):
+    from flows.runner import run_build
+
+    with _finn_output_to(Path(cfg.out_dir) / "finn.log"):
+        return run_build(cfg, log=_log, until=until)
+
+
+def _summary(out_dir: Path) -> None:
+    from flows.report import load_report, report_dir
+
+    rep = load_report(out_dir, missing_ok=True)
+    perf = rep.get("performance") or {}
+    if perf.get("fps"):
+        tot, res = rep.get("totals", {}), rep["board"]["resources"]
+        _log(f"estimate: {perf['fps']:,.0f} FPS at {rep['board']['clock_mhz']:g} MHz, latency "
+             f"{perf['latency_ms']:.3f} ms, bottleneck {perf['bottleneck']}; LUT {tot.get('LUT', 0):,.0f}/"
+             f"{res['LUT']:,} ({tot.get('LUT', 0) / res['LUT']:.0%}), BRAM18 {tot.get('BRAM_18K', 0):,.0f}/"
+             f"{2 * res['BRAM36']} ({tot.get('BRAM_18K', 0) / (2 * res['BRAM36']):.0%}), DSP {tot.get('DSP', 0):,.0f}")
+    html = report_dir(out_dir) / "report.html"
+    if html.exists():
+        _log(f"report: {html}")
+
+
+def cmd_build(args) -> int:
+    """Build: every step the machine's tools allow, up to --until."""
+    from flows.errors import ToolMissing
+    from flows.report import add_section
+    from flows.runner import load_state
+
+    cfg = _config(args, args.until)
+    try:
+        result = _run(cfg, args.until)
+    except ToolMissing as e:
+        state = load_state(cfg.out_dir)
+        add_section(cfg.out_dir, "steps", _steps_section(state))
+        _summary(cfg.out_dir)
+        raise ToolMissing(
+            f"{e} Produced so far in {cfg.out_dir}: QONNX, FINN models of every step (steps/), folding.json, "
+            "estimate reports (report/). Inside Docker, with Vivado mounted, the same command resumes here."
+        ) from None
+    add_section(cfg.out_dir, "steps", _steps_section(load_state(cfg.out_dir)))
+    _summary(cfg.out_dir)
+    if result.info.get("fit_message"):
+        from flows.errors import DoesNotFit
+
+        raise DoesNotFit(result.info["fit_message"])
+    return 0
+
+
+def _steps_section(state: dict) -> list[dict]:
+    from flows.steps import STEPS
+
+    times = state.get("times", {})
+    return [{"name": s.name, "seconds": times.get(s.name), "status": "done" if s.name in times else "not run",
+             "detail": s.doc} for s in STEPS]
+
+
+def _real_inputs(args, spec_name: str | None, n: int):
+    import numpy as np
+
+    from quantize.data import DatasetError, load_dataset
+    from quantize.registry import get_spec
+
+    if spec_name is None:
+        return None
+    spec = get_spec(spec_name)
+    if args.data:
+        images = load_dataset(args.dataset or spec.dataset, args.data, "test")
+    else:
+        images = load_dataset("digits", None, "test")  # real images that ship with scikit-learn
+    try:
+        x = spec.preprocessing(images.subset(np.arange(min(n, len(images)))).images)
+    except DatasetError:
+        raise
+    if x.shape[1:] != tuple(spec.input_shape):
+        return None
+    return x.astype(np.float32)
+
+
+def cmd_verify(args) -> int:
+    """Build up to the estimate, then run the bit-exact stage ladder."""
+    from flows.errors import VerificationFailed
+    from flows.report import add_section
+    from flows.runner import load_state, vivado_free_until
+    from flows.verify import brevitas_reference, make_inputs, save_verdict, verify_build
+
+    cfg = _config(args, None)
+    until = vivado_free_until(None)
+    result = _run(cfg, until)
+    add_section(cfg.out_dir, "steps", _steps_section(load_state(cfg.out_dir)))
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    shape = tuple(ModelWrapper(str(result.model_path("export"))).get_tensor_shape(
+        ModelWrapper(str(result.model_path("export"))).graph.input[0].name))[1:]
+    real = _real_inputs(args, cfg.source.model, args.inputs)
+    inputs = make_inputs(shape, args.inputs, result.info.get("input_quant"), real, seed=args.seed)
+    _log(f"verify: {len(inputs.x)} inputs ({args.inputs} random, {0 if real is None else min(args.inputs, len(real))} "
+         f"real, {args.inputs} on rounding ties)")
+    ref = brevitas_reference(cfg.source.model, cfg.source.ckpt, inputs.x) if cfg.source.model else None
+    with _finn_output_to(Path(cfg.out_dir) / "finn.log"):
+        verdict = verify_build(result, inputs, ref, log=_log)
+    save_verdict(cfg.out_dir, verdict)
+    add_section(cfg.out_dir, "verification", verdict.to_dict())
+    width = max(len(s.name) for s in verdict.stages)
+    for s in verdict.stages:
+        _log(f"  {s.name:<{width}}  {s.status:<10} {s.detail}")
+    _summary(cfg.out_dir)
+    if verdict.verdict != "bit-exact":
+        bad = next((s for s in verdict.stages if s.status == "mismatch"), None)
+        raise VerificationFailed(f"not bit-exact: stage '{bad.name}': {bad.detail}" if bad
+                                 else "no stage could be verified")
+    _log(f"verdict: bit-exact at every stage that ran ({len(inputs.x)} inputs)")
+    return 0
+
+
+def cmd_report(args) -> int:
+    """Re-render a build's report and print where it is."""
+    from flows.report import load_report, save_report
+
+    out = Path(args.dir)
+    html = save_report(out, load_report(out))
+    _summary(out)
+    _log(f"report: {html}")
+    return 0
+
+
+# --- argument parsing ----------------------------------------------------------------
+
+
+def _source_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", nargs="?", help="zoo model name (see 'bnn2fpga models')")
+    p.add_argument("--ckpt", help="checkpoint from 'bnn2fpga train' (default: calibrated random weights)")
+    p.add_argument("--onnx", help="a QONNX file instead of a zoo model")
+    p.add_argument("--board", default="pynq-z2", help="target board (see 'bnn2fpga boards'; default pynq-z2)")
+    p.add_argument("--out", help="build folder (default build/<model>-<board>)")
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    ap = argparse.ArgumentParser(prog="bnn2fpga", description="Binarized neural networks to FINN accelerators on Zynq boards.")
+    ap.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    p = sub.add_parser("models", help="list the model zoo")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_models)
+
+    p = sub.add_parser("boards", help="list supported boards")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_boards)
+
+    p = sub.add_parser("train", help="train a zoo model")
+    p.add_argument("model")
+    p.add_argument("--data", help="dataset folder (not needed for --dataset digits)")
+    p.add_argument("--dataset", help="dataset name (default: the model's; e.g. digits, fashion-mnist)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--limit", type=int, help="use at most this many training images")
+    p.add_argument("--out", help="output folder (default build/train/<model>)")
+    p.set_defaults(fn=cmd_train)
+
+    p = sub.add_parser("export", help="export a zoo model to QONNX + JSON sidecar")
+    p.add_argument("model")
+    p.add_argument("--ckpt")
+    p.add_argument("--out", required=True, help="output .onnx file")
+    p.set_defaults(fn=cmd_export)
+
+    p = sub.add_parser("build", help="build for a board (every step the installed tools allow)")
+    _source_args(p)
+    p.add_argument("--fps", type=float, help="target frames per second (FINN's SetFolding)")
+    p.add_argument("--folding", help="folding JSON to apply (e.g. a previous build's folding.json)")
+    p.add_argument("--ceiling", type=float, default=0.85, help="max share of LUT/BRAM/DSP for the search (0.85)")
+    p.add_argument("--until", help="stop after this step")
+    p.set_defaults(fn=cmd_build)
+
+    p = sub.add_parser("verify", help="bit-exact check of every Vivado-free stage")
+    _source_args(p)
+    p.add_argument("--inputs", type=int, default=100, help="inputs of each kind (random, real, ties); default 100")
+    p.add_argument("--data", help="dataset folder for the real inputs (default: scikit-learn digits)")
+    p.add_argument("--dataset", help="dataset name for --data")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(fn=cmd_verify)
+
+    p = sub.add_parser("report", help="re-render a build's report")
+    p.add_argument("dir", help="build folder")
+    p.set_defaults(fn=cmd_report)
+    return ap
+
+
+def _check_source(args) -> None:
+    from flows.errors import UserError
+
+    if getattr(args, "model", None) is None and getattr(args, "onnx", 1) is None:
+        raise UserError("give a model name or --onnx FILE")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: user errors become one line on stderr and a non-zero exit code."""
+    args = parser().parse_args(argv)
+    from flows.errors import UserError
+    from quantize.registry import UnknownModelError
+
+    try:
+        _check_source(args)
+        return args.fn(args) or 0
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - the one place that turns errors into exit codes
+        if args.debug:
+            raise
+        known = _user_error_types()
+        if isinstance(e, UserError):
+            code = e.exit_code
+        elif isinstance(e, (UnknownModelError, *known)):
+            code = 2
+        else:
+            print(f"bnn2fpga: internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
+                  "(run with --debug for the traceback)", file=sys.stderr)
+            return 1
+        print(f"bnn2fpga: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
+        return code
+
+
+def _user_error_types() -> tuple[type, ...]:
+    # Errors of the library layers that always mean bad input, not a bug.
+    from boards import BoardError
+    from quantize.data import DatasetError
+
+    types: list[type] = [BoardError, DatasetError, FileNotFoundError]
+    for mod, name in (("quantize.train", "CheckpointError"), ("quantize.export", "ExportError")):
+        try:
+            types.append(getattr(__import__(mod, fromlist=[name]), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(types)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

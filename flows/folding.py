@@ -1,0 +1,154 @@
+"""Folding (PE / SIMD per layer): fixed by file, aimed at an FPS, or the fastest that fits.
+
+FINN's SetFolding only aims at a given cycle budget. The search here asks it for ever
+tighter budgets (bisection on log cycles) and keeps the fastest design whose estimated
+resources stay under the ceiling on every resource of the board.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from boards import Board
+from flows import finn_env
+from flows.config import Target
+
+HW_ATTRS = ["PE", "SIMD", "parallel_window", "ram_style", "ram_style_thresholds", "resType",
+            "mem_mode", "impl_style"]
+# Widest weight word per PE that the search allows (FINN's default is 36).
+WWIDTH_MAX = (36, 128)
+
+
+@dataclass
+class Fit:
+    """Estimated resource use against the board."""
+
+    used: dict[str, float]
+    available: dict[str, float]
+    ceiling: float
+    consumers: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
+
+    @property
+    def fits(self) -> bool:
+        """Every resource within the ceiling."""
+        return not self.over()
+
+    def over(self) -> dict[str, float]:
+        """Resource -> amount above the ceiling (only those over it)."""
+        return {
+            r: self.used[r] - self.ceiling * self.available[r]
+            for r in self.used
+            if self.used[r] > self.ceiling * self.available[r]
+        }
+
+    def message(self) -> str:
+        """One line: overshoot per resource and the largest consumers."""
+        parts = []
+        for r, extra in self.over().items():
+            top = ", ".join(f"{n} {v:,.0f}" for n, v in self.consumers.get(r, [])[:3])
+            parts.append(
+                f"{r} {self.used[r]:,.0f} > {self.ceiling:.0%} of {self.available[r]:,.0f} "
+                f"(over by {extra:,.0f}; largest: {top})"
+            )
+        return "design does not fit the board: " + "; ".join(parts)
+
+    def to_dict(self) -> dict:
+        """JSON-friendly form."""
+        return {"used": self.used, "available": self.available, "ceiling": self.ceiling,
+                "fits": self.fits, "over": self.over(),
+                "largest": {r: v[:5] for r, v in self.consumers.items()}}
+
+
+def estimate_resources(model, board: Board) -> dict[str, dict[str, float]]:
+    """FINN's per-layer analytical resource estimate."""
+    finn_env.prepare()
+    from finn.analysis.fpgadataflow.res_estimation import res_estimation
+
+    return model.analysis(lambda m: res_estimation(m, board.part))
+
+
+def check_fit(model, board: Board, ceiling: float) -> Fit:
+    """Compare the summed estimate with the board (BRAM counted in 18 Kb halves)."""
+    per_layer = estimate_resources(model, board)
+    avail = {"LUT": board.resources.LUT, "BRAM_18K": board.resources.BRAM18,
+             "URAM": board.resources.URAM, "DSP": board.resources.DSP}
+    used = {r: float(sum(float(v.get(r, 0)) for v in per_layer.values())) for r in avail}
+    consumers = {
+        r: sorted(((n, float(v.get(r, 0))) for n, v in per_layer.items() if v.get(r, 0)),
+                  key=lambda t: -t[1])
+        for r in avail
+    }
+    return Fit(used=used, available={k: float(v) for k, v in avail.items()}, ceiling=ceiling,
+               consumers=consumers)
+
+
+def max_cycles(model) -> int:
+    """Cycles per frame of the slowest layer (the throughput limit)."""
+    from finn.analysis.fpgadataflow.exp_cycles_per_layer import exp_cycles_per_layer
+
+    return int(max(model.analysis(exp_cycles_per_layer).values()))
+
+
+def fold_to_cycles(model, cycles: int, wwidth_max: int = 36):
+    """FINN's SetFolding on a copy of ``model`` for a cycles-per-frame budget."""
+    finn_env.prepare()
+    from finn.transformation.fpgadataflow.set_folding import SetFolding
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    fresh = ModelWrapper(copy.deepcopy(model.model))
+    return fresh.transform(SetFolding(int(cycles), mvau_wwidth_max=wwidth_max, two_pass_relaxation=True))
+
+
+def search(model, board: Board, ceiling: float, iterations: int = 14):
+    """The folding with the most FPS whose estimate fits under ``ceiling``; returns (model, summary)."""
+    clock_hz = board.clock_mhz * 1e6
+    slowest = fold_to_cycles(model, 10**12)
+    hi = max_cycles(slowest)
+    best, best_cycles, tried = None, None, []
+    if check_fit(slowest, board, ceiling).fits:
+        best, best_cycles = slowest, hi
+    for wmax in WWIDTH_MAX:
+        lo_log, hi_log = 0.0, math.log(hi)
+        for _ in range(iterations):
+            mid = math.exp((lo_log + hi_log) / 2)
+            cand = fold_to_cycles(model, max(1, int(mid)), wmax)
+            cyc = max_cycles(cand)
+            fits = check_fit(cand, board, ceiling).fits
+            tried.append({"target_cycles": int(mid), "cycles": cyc, "fits": fits, "wwidth_max": wmax})
+            if fits:
+                hi_log = math.log(mid)
+                if best_cycles is None or cyc < best_cycles:
+                    best, best_cycles = cand, cyc
+            else:
+                lo_log = math.log(mid)
+    if best is None:
+        return slowest, {"mode": "search", "fits": False, "cycles": hi, "fps": clock_hz / hi, "tried": tried}
+    return best, {"mode": "search", "fits": True, "cycles": best_cycles, "fps": clock_hz / best_cycles,
+                  "ceiling": ceiling, "tried": tried}
+
+
+def apply_target(model, target: Target, board: Board):
+    """Fold ``model`` as the target says; returns (model, summary dict)."""
+    finn_env.prepare()
+    clock_hz = board.clock_mhz * 1e6
+    if target.mode == "file":
+        from finn.transformation.general import ApplyConfig
+
+        model = model.transform(ApplyConfig(str(target.folding_file)))
+        cyc = max_cycles(model)
+        return model, {"mode": "file", "file": str(target.folding_file), "cycles": cyc, "fps": clock_hz / cyc}
+    if target.mode == "fps":
+        model = fold_to_cycles(model, max(1, int(clock_hz / target.fps)))
+        cyc = max_cycles(model)
+        return model, {"mode": "fps", "target_fps": target.fps, "cycles": cyc, "fps": clock_hz / cyc}
+    return search(model, board, target.ceiling)
+
+
+def save_folding(model, path: Path) -> None:
+    """Write the folding as FINN's config JSON, reusable with ``--folding``."""
+    finn_env.prepare()
+    from finn.util.config import extract_model_config_to_json
+
+    extract_model_config_to_json(model, str(path), HW_ATTRS)

@@ -1,0 +1,139 @@
+"""Runs the build steps in order, saving every step's model so a build resumes where it stopped.
+
+Each step has a key: a hash of the previous step's key and of the part of the config
+that step depends on. A step whose saved key matches is skipped, so changing only the
+FPS target re-runs folding onwards but reuses export, streamlining and conversion.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from flows import finn_env
+from flows.config import BuildConfig
+from flows.steps import LAST_VIVADO_FREE, STEPS, Context, make_finn_config, require_tools
+
+STATE_FILE = "build_state.json"
+
+
+def _step_inputs(name: str, cfg: BuildConfig) -> str:
+    # What besides the previous step's output decides this step's result.
+    if name == "export":
+        return cfg.source.fingerprint()
+    if name in ("specialize_layers", "estimate"):
+        return f"{cfg.board.part}|{cfg.board.clock_mhz}|{cfg.target.ceiling}"
+    if name == "folding":
+        return f"{cfg.board.name}|{cfg.board.part}|{cfg.board.clock_mhz}|{cfg.board.resources}|{cfg.target.fingerprint()}"
+    if name in ("hw_codegen", "bitfile", "driver", "stitched_ip", "fifo_depths"):
+        return f"{cfg.board.finn_board}|{cfg.board.clock_mhz}"
+    return ""
+
+
+def step_keys(cfg: BuildConfig) -> dict[str, str]:
+    """The chained key of every step for this config."""
+    keys, prev = {}, "bnn2fpga-v1"
+    for step in STEPS:
+        prev = hashlib.sha256(f"{prev}|{step.name}|{_step_inputs(step.name, cfg)}".encode()).hexdigest()[:16]
+        keys[step.name] = prev
+    return keys
+
+
+@dataclass
+class BuildResult:
+    """What a build did."""
+
+    out_dir: Path
+    done: list[str]
+    ran: list[str]
+    skipped: list[str]
+    stopped_at: str | None
+    times: dict[str, float] = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+    def model_path(self, step: str) -> Path:
+        """The saved model after ``step``."""
+        return model_file(self.out_dir, step)
+
+
+def model_file(out_dir: Path, step: str) -> Path:
+    """Where a step's output model is saved."""
+    idx = [s.name for s in STEPS].index(step)
+    return Path(out_dir) / "steps" / f"{idx:02d}_{step}.onnx"
+
+
+def load_state(out_dir: Path) -> dict:
+    """The saved build state (empty when there is none or it is unreadable)."""
+    try:
+        return json.loads((Path(out_dir) / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_state(out_dir: Path, state: dict) -> None:
+    tmp = Path(out_dir) / (STATE_FILE + ".tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    tmp.replace(Path(out_dir) / STATE_FILE)
+
+
+def run_build(cfg: BuildConfig, log: Callable[[str], None] = print, until: str | None = None) -> BuildResult:
+    """Run (or resume) the build up to ``until`` (default: cfg.until, else every step)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    finn_env.prepare()
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "steps").mkdir(exist_ok=True)
+    keys = step_keys(cfg)
+    state = load_state(out)
+    saved = state.get("keys", {})
+    until = until or cfg.until
+    names = [s.name for s in STEPS]
+    last = names.index(until) if until else len(STEPS) - 1
+
+    # Reuse the longest prefix of steps whose keys match and whose models exist.
+    reusable = 0
+    for s in STEPS[: last + 1]:
+        if saved.get(s.name) == keys[s.name] and model_file(out, s.name).exists():
+            reusable += 1
+        else:
+            break
+    done = names[:reusable]
+    times = {k: v for k, v in state.get("times", {}).items() if k in done}
+    info = state.get("info", {}) if reusable else {}
+    state = {"config": cfg.to_dict(), "keys": {n: keys[n] for n in done}, "times": times, "info": info}
+    ctx = Context(cfg=cfg, finn_cfg=make_finn_config(cfg, out), out_dir=out, info=info)
+    ran: list[str] = []
+    model = ModelWrapper(str(model_file(out, done[-1]))) if done else None
+    if done:
+        log(f"resuming after '{done[-1]}' ({len(done)} step(s) reused)")
+    for i, step in enumerate(STEPS[reusable: last + 1], start=reusable):
+        require_tools(step, done, ctx.info)
+        log(f"[{i + 1}/{last + 1}] {step.name} ...")
+        t0 = time.time()
+        # A failed step must not leave a newer-looking state behind.
+        state["keys"].pop(step.name, None)
+        _save_state(out, state)
+        model = step.fn(model, ctx)
+        model.save(str(model_file(out, step.name)))
+        dt = time.time() - t0
+        times[step.name] = round(dt, 2)
+        done.append(step.name)
+        ran.append(step.name)
+        state["keys"][step.name] = keys[step.name]
+        state["times"], state["info"] = times, ctx.info
+        _save_state(out, state)
+        log(f"[{i + 1}/{last + 1}] {step.name} done in {dt:.1f} s")
+    return BuildResult(out_dir=out, done=done, ran=ran, skipped=names[: reusable], stopped_at=names[last],
+                       times=times, info=ctx.info)
+
+
+def vivado_free_until(until: str | None) -> str:
+    """The requested stop step, capped at the last step that needs no Xilinx tool."""
+    names = [s.name for s in STEPS]
+    if until is None:
+        return LAST_VIVADO_FREE
+    return names[min(names.index(until), names.index(LAST_VIVADO_FREE))]

@@ -1,0 +1,277 @@
+"""The build steps: plain named functions ``step(model, ctx) -> model``, FINN's where they
+serve and ours where they do not. Their order is ``STEPS``; the runner saves each result.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from flows import finn_env
+from flows.config import BuildConfig
+from flows.errors import DoesNotFit, ToolMissing, UserError
+
+# Ops that FINN can streamline away or map to hardware. Anything else is reported at
+# the first step, naming the node, instead of failing deep inside FINN.
+SUPPORTED_OPS = frozenset(
+    "Quant BipolarQuant BinaryQuant Trunc MultiThreshold Conv MatMul Gemm BatchNormalization "
+    "Mul Add Sub Div MaxPool AveragePool GlobalAveragePool Reshape Flatten Transpose Pad Relu "
+    "Concat Split Identity Squeeze Unsqueeze TopK QuantAvgPool2d ReduceMax ReduceMean Clip Neg "
+    "Upsample Resize".split()
+)
+
+
+@dataclass
+class Context:
+    """What a step may read besides the model: the config, FINN's config, the folders."""
+
+    cfg: BuildConfig
+    finn_cfg: object
+    out_dir: Path
+    info: dict = field(default_factory=dict)  # persisted in the build state (e.g. input spec)
+
+    @property
+    def report_dir(self) -> Path:
+        """Where reports go (FINN's own and ours)."""
+        return self.out_dir / "report"
+
+
+@dataclass(frozen=True)
+class Step:
+    """A named build step and the tools it needs."""
+
+    name: str
+    fn: Callable
+    needs: tuple[str, ...] = ()
+    doc: str = ""
+
+
+def make_finn_config(cfg: BuildConfig, out_dir: Path):
+    """FINN's DataflowBuildConfig for our BuildConfig."""
+    finn_env.prepare()
+    from finn.builder.build_dataflow_config import (
+        DataflowBuildConfig,
+        DataflowOutputType,
+        ShellFlowType,
+    )
+
+    return DataflowBuildConfig(
+        output_dir=str(out_dir / "finn"),
+        synth_clk_period_ns=cfg.board.clock_period_ns,
+        fpga_part=cfg.board.part,
+        board=cfg.board.finn_board,
+        shell_flow_type=ShellFlowType.VIVADO_ZYNQ,
+        target_fps=None,
+        generate_outputs=[
+            DataflowOutputType.ESTIMATE_REPORTS,
+            DataflowOutputType.BITFILE,
+            DataflowOutputType.PYNQ_DRIVER,
+            DataflowOutputType.DEPLOYMENT_PACKAGE,
+        ],
+        save_intermediate_models=True,
+        verify_steps=[],
+    )
+
+
+def _finn(name: str) -> Callable:
+    return finn_env.finn_steps().build_dataflow_step_lookup[name]
+
+
+# --- Vivado-free steps ---------------------------------------------------------------
+
+
+def step_export(model, ctx: Context):
+    """QONNX from the zoo model (checkpoint or calibrated random weights), or the user's file."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    src = ctx.cfg.source
+    ctx.info["model"], ctx.info["board"] = src.model or str(src.onnx), ctx.cfg.board.name
+    dst = ctx.out_dir / "qonnx" / "model.onnx"
+    if dst.parent.exists():
+        shutil.rmtree(dst.parent)
+    if src.model is not None:
+        from quantize.export import export_model
+
+        exported = export_model(src.model, dst, src.ckpt)
+        ctx.info["sidecar"] = json.loads(exported.sidecar.read_text())
+    else:
+        dst.parent.mkdir(parents=True)
+        shutil.copy(src.onnx, dst)
+        data = Path(str(src.onnx) + ".data")
+        if data.exists():
+            shutil.copy(data, Path(str(dst) + ".data"))
+        sidecar = src.onnx.with_suffix(".json")
+        ctx.info["sidecar"] = json.loads(sidecar.read_text()) if sidecar.exists() else {}
+    try:
+        return ModelWrapper(str(dst))
+    except Exception as e:  # onnx raises DecodeError & co. for a corrupt file
+        raise UserError(f"cannot read ONNX file {src.onnx or dst}: {str(e).splitlines()[0]}") from None
+
+
+def step_qonnx_to_finn(model, ctx: Context):
+    """Clean up, move the input quantizer to the host, check ops, convert to FINN-ONNX."""
+    from qonnx.util.cleanup import cleanup_model
+
+    from flows.transforms.hoist_input_quant import HoistInputQuantToHost
+
+    model = cleanup_model(model)
+    unsupported = [(n.name or "?", n.op_type) for n in model.graph.node if n.op_type not in SUPPORTED_OPS]
+    if unsupported:
+        name, op = unsupported[0]
+        raise UserError(
+            f"node '{name}' is a {op}, which FINN cannot map to hardware "
+            f"({len(unsupported)} unsupported node(s): {', '.join(sorted({o for _, o in unsupported}))})"
+        )
+    hoist = HoistInputQuantToHost()
+    model = model.transform(hoist)
+    ctx.info["input_quant"] = hoist.spec.to_dict() if hoist.spec else None
+    if hoist.spec is None:
+        from qonnx.core.datatype import DataType
+
+        dt = model.get_tensor_datatype(model.graph.input[0].name)
+        if dt == DataType["FLOAT32"]:
+            raise UserError(
+                "the network's input is float and has no input quantizer; export it with an "
+                "integer input quantizer (e.g. Brevitas QuantIdentity) so FINN can map it"
+            )
+    return _finn("step_qonnx_to_finn")(model, ctx.finn_cfg)
+
+
+def step_tidy_up(model, ctx: Context):
+    """FINN's tidy-up: shapes, datatypes, constant folding, readable names."""
+    return _finn("step_tidy_up")(model, ctx.finn_cfg)
+
+
+def step_streamline(model, ctx: Context):
+    """Our bipolar-padding fix, then FINN's streamlining into integer thresholds."""
+    from flows.transforms.absorb_bipolar_pad import AbsorbBipolarPadIntoConv
+
+    model = model.transform(AbsorbBipolarPadIntoConv())
+    return _finn("step_streamline")(model, ctx.finn_cfg)
+
+
+def step_convert_to_hw(model, ctx: Context):
+    """FINN: map nodes to hardware layers."""
+    model = _finn("step_convert_to_hw")(model, ctx.finn_cfg)
+    return _finn("step_minimize_bit_width_initial")(model, ctx.finn_cfg)
+
+
+def step_dataflow_partition(model, ctx: Context):
+    """Split off the hardware part; anything unmapped inside it is an error naming the node."""
+    from qonnx.core.datatype import DataType
+
+    hw = [n.domain.startswith("finn.custom_op.fpgadataflow") for n in model.graph.node]
+    if any(hw):
+        first, last = hw.index(True), len(hw) - 1 - hw[::-1].index(True)
+        inside = [n for n, h in zip(model.graph.node[first:last + 1], hw[first:last + 1]) if not h]
+        if inside:
+            n = inside[0]
+            raise UserError(
+                f"node '{n.name}' ({n.op_type}) could not be mapped to a hardware layer and sits "
+                f"inside the accelerator; unmapped: {', '.join(f'{m.name} ({m.op_type})' for m in inside)}"
+            )
+    else:
+        raise UserError("no node of this network could be mapped to a hardware layer")
+    for n in model.graph.node[first:last + 1]:
+        for t in list(n.input) + list(n.output):
+            if model.get_initializer(t) is None and model.get_tensor_datatype(t) == DataType["FLOAT32"]:
+                raise UserError(f"tensor '{t}' of node '{n.name}' ({n.op_type}) is still float inside the accelerator")
+    ctx.info["host_pre"] = [f"{n.op_type}" for n in model.graph.node[:first]]
+    ctx.info["host_post"] = [f"{n.op_type}" for n in model.graph.node[last + 1:]]
+    model = _finn("step_create_dataflow_partition")(model, ctx.finn_cfg)
+    parent = Path(ctx.finn_cfg.output_dir) / "intermediate_models" / "dataflow_parent.onnx"
+    shutil.copy(parent, ctx.out_dir / "dataflow_parent.onnx")
+    return model
+
+
+def step_specialize_layers(model, ctx: Context):
+    """FINN: choose HLS or RTL implementations for the board's part."""
+    return _finn("step_specialize_layers")(model, ctx.finn_cfg)
+
+
+def step_folding(model, ctx: Context):
+    """Parallelize: the user's folding JSON, FINN's SetFolding to an FPS, or our search."""
+    from flows import folding
+
+    model, summary = folding.apply_target(model, ctx.cfg.target, ctx.cfg.board)
+    folding.save_folding(model, ctx.out_dir / "folding.json")
+    ctx.info["folding"] = summary
+    return model
+
+
+def step_minimize_bit_width(model, ctx: Context):
+    """FINN: narrowest weight, accumulator and threshold types."""
+    return _finn("step_minimize_bit_width")(model, ctx.finn_cfg)
+
+
+def step_estimate(model, ctx: Context):
+    """FINN's analytical estimates, our report.json, and the fit check against the board."""
+    from flows import folding, report
+
+    ctx.report_dir.mkdir(parents=True, exist_ok=True)
+    model = _finn("step_generate_estimate_reports")(model, ctx.finn_cfg)
+    for f in Path(ctx.finn_cfg.output_dir, "report").glob("*.json"):
+        shutil.copy(f, ctx.report_dir / f.name)
+    fit = folding.check_fit(model, ctx.cfg.board, ctx.cfg.target.ceiling)
+    ctx.info["fit"] = fit.to_dict()
+    ctx.info["fit_message"] = "" if fit.fits else fit.message()
+    report.write_estimate(model, ctx)
+    return model
+
+
+# --- Steps that need Xilinx tools ------------------------------------------------------
+
+
+def _xilinx_step(finn_names: tuple[str, ...]):
+    def run(model, ctx: Context):
+        for name in finn_names:
+            model = _finn(name)(model, ctx.finn_cfg)
+        return model
+
+    return run
+
+
+STEPS: list[Step] = [
+    Step("export", step_export),
+    Step("qonnx_to_finn", step_qonnx_to_finn),
+    Step("tidy_up", step_tidy_up),
+    Step("streamline", step_streamline),
+    Step("convert_to_hw", step_convert_to_hw),
+    Step("dataflow_partition", step_dataflow_partition),
+    Step("specialize_layers", step_specialize_layers),
+    Step("folding", step_folding),
+    Step("minimize_bit_width", step_minimize_bit_width),
+    Step("estimate", step_estimate),
+    Step("hw_codegen", _xilinx_step(("step_hw_codegen", "step_hw_ipgen")), ("vitis_hls", "hlslib"),
+         "HLS code generation and IP synthesis"),
+    Step("fifo_depths", _xilinx_step(("step_set_fifo_depths",)), ("vivado",), "FIFO sizing by rtlsim"),
+    Step("stitched_ip", _xilinx_step(("step_create_stitched_ip",)), ("vivado",), "stitched IP"),
+    Step("bitfile", _xilinx_step(("step_synthesize_bitfile",)), ("vivado",), "synthesis, place and route"),
+    Step("driver", _xilinx_step(("step_make_driver", "step_deployment_package")), ("vivado",),
+         "PYNQ driver and deployment package"),
+]
+
+#: The last step that runs without Xilinx tools.
+LAST_VIVADO_FREE = "estimate"
+
+
+def step_names() -> list[str]:
+    """Step names in build order."""
+    return [s.name for s in STEPS]
+
+
+def require_tools(step: Step, done: list[str], info: dict) -> None:
+    """Before a Xilinx step: the design must fit the board and the step's tools must exist."""
+    if not step.needs:
+        return
+    if info.get("fit_message"):
+        raise DoesNotFit(info["fit_message"])
+    missing = finn_env.detect_tools().missing_for(step.needs)
+    if missing:
+        raise ToolMissing(
+            f"step '{step.name}' ({step.doc}) needs {' and '.join(missing)}, which this machine does not have; "
+            f"steps done: {', '.join(done) or 'none'}. Build the bitstream in Docker with your Vivado mounted: "
+            f"make docker-bitstream MODEL={info.get('model', '<model>')} BOARD={info.get('board', '<board>')}"
+        )

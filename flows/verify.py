@@ -1,0 +1,231 @@
+"""The cosim harness: the same inputs through every stage, compared bit for bit.
+
+Stages: Brevitas (reference) -> QONNX -> FINN-ONNX -> tidy -> streamlined -> hardware
+layers -> dataflow partition -> specialized -> folded, then HLS cppsim and stitched-IP
+rtlsim where their tools exist. A stage whose tools are absent is "not run", never
+"passed". Outputs are the accelerator's integer outputs, so equality is exact.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from flows import finn_env
+from flows.runner import BuildResult, model_file
+
+# (stage label, build step whose saved model it executes, executes inside the parent graph)
+ONNX_STAGES = [
+    ("qonnx", "export", False),
+    ("finn-onnx", "qonnx_to_finn", False),
+    ("tidy", "tidy_up", False),
+    ("streamlined", "streamline", False),
+    ("hw layers", "convert_to_hw", False),
+    ("dataflow partition", "dataflow_partition", True),
+    ("specialized", "specialize_layers", True),
+    ("folded", "minimize_bit_width", True),
+]
+
+
+@dataclass
+class StageResult:
+    """Verdict of one stage."""
+
+    name: str
+    status: str  # "reference", "bit-exact", "mismatch", "not run"
+    detail: str = ""
+    equal: int = 0
+    total: int = 0
+
+
+@dataclass
+class Verdict:
+    """Verdict of the whole ladder."""
+
+    inputs: int
+    stages: list[StageResult] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        """'mismatch' if any stage differs, else 'bit-exact' if any stage ran."""
+        if any(s.status == "mismatch" for s in self.stages):
+            return "mismatch"
+        return "bit-exact" if any(s.status == "bit-exact" for s in self.stages) else "not run"
+
+    def to_dict(self) -> dict:
+        """JSON-friendly form (the report's 'verification' section)."""
+        return {"inputs": self.inputs, "verdict": self.verdict, "stages": [asdict(s) for s in self.stages]}
+
+
+@dataclass
+class InputSet:
+    """Verification inputs: float values as a user would feed them, and their origin."""
+
+    x: np.ndarray  # (N, C, H, W) float32
+    kinds: list[str]
+
+
+def make_inputs(shape: tuple[int, ...], n: int, input_quant: dict | None, real: np.ndarray | None,
+                seed: int = 0) -> InputSet:
+    """n random inputs, n real ones (when given) and n inputs exactly on rounding ties."""
+    rng = np.random.default_rng(seed)
+    q = input_quant or {"scale": 1.0, "zero_point": 0.0, "bits": 8, "signed": False, "narrow": False}
+    lo = -(2 ** (q["bits"] - 1)) if q["signed"] else 0
+    hi = (2 ** (q["bits"] - 1) - 1) if q["signed"] else 2 ** q["bits"] - 1
+    ints = rng.integers(lo, hi + 1, size=(n, *shape)).astype(np.float32)
+    rand = (ints - q["zero_point"]) * q["scale"]
+    # Ties: halfway between two integer codes, where half-up and half-even disagree.
+    tie_ints = rng.integers(lo, hi, size=(n, *shape)).astype(np.float32) + 0.5
+    ties = (tie_ints - q["zero_point"]) * q["scale"]
+    parts, kinds = [rand.astype(np.float32)], ["random"] * n
+    if real is not None and len(real):
+        parts.append(real[:n].astype(np.float32))
+        kinds += ["real"] * min(n, len(real))
+    parts.append(ties.astype(np.float32))
+    kinds += ["tie"] * n
+    return InputSet(x=np.concatenate(parts), kinds=kinds)
+
+
+def _execute(model, x: np.ndarray, full: bool = False):
+    from qonnx.core.onnx_exec import execute_onnx
+
+    iname, oname = model.graph.input[0].name, model.graph.output[0].name
+    ctx = execute_onnx(model, {iname: x}, return_full_exec_context=full)
+    return ctx if full else ctx[oname]
+
+
+def _run_stage(model, xs: np.ndarray) -> np.ndarray:
+    return np.stack([np.asarray(_execute(model, xs[i: i + 1]), dtype=np.float32) for i in range(len(xs))])
+
+
+def _first_diverging_node(prev, cur, x: np.ndarray) -> str:
+    # Tensor names survive most FINN transformations, so the first node of the current
+    # graph whose output differs from the same-named tensor of the last good stage is
+    # where the divergence starts.
+    try:
+        a, b = _execute(prev, x, full=True), _execute(cur, x, full=True)
+    except Exception:  # noqa: BLE001 - diagnosis is best effort
+        return "?"
+    for node in cur.graph.node:
+        for t in node.output:
+            if t in a and t in b and np.shape(a[t]) == np.shape(b[t]) and not np.array_equal(a[t], b[t]):
+                return f"{node.name} ({node.op_type})"
+    return "(no common intermediate tensor differs; see the stage output)"
+
+
+def _parent_with(build: BuildResult, child: Path, tmp: Path):
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
+
+    from flows.transforms.despecialize import DespecializeForPython
+
+    # Specialized layers execute only in cppsim/rtlsim; a python-executable copy stands in.
+    runnable = tmp / f"python_{child.name}"
+    ModelWrapper(str(child)).transform(DespecializeForPython()).save(str(runnable))
+    parent = ModelWrapper(str(build.out_dir / "dataflow_parent.onnx"))
+    for node in parent.get_nodes_by_op_type("StreamingDataflowPartition"):
+        getCustomOp(node).set_nodeattr("model", str(runnable))
+    return parent
+
+
+def _compare(name: str, ref: np.ndarray, out: np.ndarray, kinds: list[str]) -> StageResult:
+    ref, out = ref.reshape(len(ref), -1), out.reshape(len(out), -1)
+    if ref.shape != out.shape:
+        return StageResult(name, "mismatch", f"output shape {out.shape[1:]} != reference {ref.shape[1:]}", 0, len(ref))
+    same = np.all(ref == out, axis=1)
+    if same.all():
+        return StageResult(name, "bit-exact", f"{len(ref)}/{len(ref)} outputs equal", len(ref), len(ref))
+    i = int(np.argmin(same))
+    j = int(np.argmax(ref[i] != out[i]))
+    return StageResult(
+        name, "mismatch",
+        f"{int(same.sum())}/{len(ref)} equal; first: input {i} ({kinds[i]}), output[{j}] {out[i, j]:g} != {ref[i, j]:g}",
+        int(same.sum()), len(ref),
+    )
+
+
+def verify_build(build: BuildResult, inputs: InputSet, reference: np.ndarray | None,
+                 log: Callable[[str], None] = print) -> Verdict:
+    """Run the stage ladder of a finished (Vivado-free) build and compare every stage."""
+    finn_env.prepare()
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from flows.transforms.hoist_input_quant import InputQuantSpec
+
+    iq = build.info.get("input_quant")
+    host_x = InputQuantSpec(**iq).quantize(inputs.x) if iq else inputs.x
+    verdict = Verdict(inputs=len(inputs.x))
+    ref = reference
+    if ref is not None:
+        verdict.stages.append(StageResult("brevitas", "reference", "PyTorch/Brevitas model", len(ref), len(ref)))
+    prev_model, prev_x = None, None
+    with tempfile.TemporaryDirectory() as tmp, finn_env.exact_execution():
+        for label, step, in_parent in ONNX_STAGES:
+            path = model_file(build.out_dir, step)
+            if not path.exists():
+                verdict.stages.append(StageResult(label, "not run", f"build stopped before '{step}'"))
+                continue
+            model = ModelWrapper(str(path))
+            if in_parent:
+                model = _parent_with(build, path, Path(tmp))
+            # The exported QONNX still has the input quantizer; later stages take host-quantized integers.
+            xs = inputs.x if step == "export" else host_x
+            log(f"verify: {label} ({len(xs)} inputs) ...")
+            out = _run_stage(model, xs)
+            if ref is None:
+                ref = out
+                verdict.stages.append(StageResult(label, "reference", "no PyTorch model; QONNX is the reference",
+                                                  len(out), len(out)))
+                prev_model, prev_x = model, xs
+                continue
+            res = _compare(label, ref, out, inputs.kinds)
+            if res.status == "mismatch" and prev_model is not None and prev_x is xs:
+                i = int(res.detail.split("input ")[1].split(" ")[0])
+                res.detail += f"; first diverging node: {_first_diverging_node(prev_model, model, xs[i:i + 1])}"
+            verdict.stages.append(res)
+            log(f"verify: {label}: {res.status} ({res.detail})")
+            prev_model, prev_x = model, xs
+    verdict.stages += tool_stages()
+    return verdict
+
+
+def tool_stages() -> list[StageResult]:
+    """Stages that need Xilinx tools or finn-hlslib: reported as not run when those are absent."""
+    tools = finn_env.detect_tools()
+    out = []
+    missing = tools.missing_for(("hlslib", "vitis_hls"))
+    out.append(StageResult("hls cppsim", "not run",
+                           f"needs {' and '.join(missing)} (present in the Docker image)" if missing
+                           else "run it with 'make docker-bitstream' (cppsim in the image)"))
+    missing = tools.missing_for(("vivado",))
+    out.append(StageResult("stitched-ip rtlsim", "not run",
+                           f"needs {' and '.join(missing)} (mount it into the Docker image)" if missing
+                           else "runs as part of the Vivado build"))
+    return out
+
+
+def brevitas_reference(model_name: str, ckpt: Path | None, x: np.ndarray) -> np.ndarray:
+    """The zoo model's accelerator output (integers) for float inputs, in PyTorch."""
+    import torch
+
+    from quantize.export import accelerator_part, load_for_export
+
+    model, _ = load_for_export(model_name, ckpt)
+    if hasattr(model, "set_deploy_order"):
+        model.set_deploy_order(True)
+    body = accelerator_part(copy.deepcopy(model)).eval()
+    with torch.no_grad():
+        return np.stack([body(torch.from_numpy(x[i: i + 1])).numpy() for i in range(len(x))]).astype(np.float32)
+
+
+def save_verdict(out_dir: Path, verdict: Verdict) -> Path:
+    """Write verify.json next to the report."""
+    path = Path(out_dir) / "report" / "verify.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(verdict.to_dict(), indent=2))
+    return path

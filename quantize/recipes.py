@@ -1,0 +1,135 @@
+"""Each paper's training recipe as data, so one training loop serves every model.
+
+A :class:`Recipe` says how the paper trained a model (optimizer, learning-rate
+schedule, epochs, batch size, loss, augmentation); ``quantize.train`` reads it
+and nothing else. Models point at their recipe by name through
+``ModelSpec.recipe``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+OPTIMIZERS = ("adam",)
+LOSSES = ("squared_hinge", "cross_entropy")
+#: Augmentation keys: rotation in degrees, zoom and shift as fractions of the image size.
+AUGMENTATIONS = ("rotation", "zoom", "shift")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One paper's training hyper-parameters (validated on construction)."""
+
+    name: str
+    optimizer: str
+    lr: float
+    # Exponential per-epoch decay lr(e) = lr * (lr_final / lr) ** (e / epochs); None = constant.
+    lr_final: float | None
+    epochs: int
+    batch_size: int
+    loss: str
+    weight_decay: float = 0.0
+    val_fraction: float = 0.1  # part of the training set held out to pick the best checkpoint
+    seed: int = 37
+    augment: dict = field(default_factory=dict)  # e.g. {"rotation": 15, "zoom": 0.2, "shift": 0.1}
+
+    def __post_init__(self) -> None:
+        # A private copy, so nobody can change a shared recipe through its dict.
+        object.__setattr__(self, "augment", dict(self.augment))
+        problems = _problems(self)
+        if problems:
+            raise ValueError(f"recipe {self.name!r}: " + "; ".join(problems))
+
+    def replace(self, **changes) -> "Recipe":
+        """A copy with some fields changed, validated like a new recipe."""
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            valid = ", ".join(f.name for f in dataclasses.fields(self))
+            raise ValueError(f"unknown recipe field(s) {', '.join(unknown)}; valid fields: {valid}")
+        return dataclasses.replace(self, **changes)
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate of 0-based ``epoch`` (the schedule follows the total ``epochs``)."""
+        if self.lr_final is None:
+            return self.lr
+        return self.lr * (self.lr_final / self.lr) ** (epoch / self.epochs)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _problems(r: Recipe) -> list[str]:
+    out = []
+    if r.optimizer not in OPTIMIZERS:
+        out.append(f"unknown optimizer {r.optimizer!r} (valid: {', '.join(OPTIMIZERS)})")
+    if r.loss not in LOSSES:
+        out.append(f"unknown loss {r.loss!r} (valid: {', '.join(LOSSES)})")
+    if not (_is_number(r.lr) and r.lr > 0):
+        out.append(f"lr must be a positive number, got {r.lr!r}")
+    if r.lr_final is not None and not (_is_number(r.lr_final) and r.lr_final > 0):
+        out.append(f"lr_final must be a positive number or None, got {r.lr_final!r}")
+    for name in ("epochs", "batch_size"):
+        v = getattr(r, name)
+        if not (isinstance(v, int) and not isinstance(v, bool) and v > 0):
+            out.append(f"{name} must be a positive int, got {v!r}")
+    if not (_is_number(r.weight_decay) and r.weight_decay >= 0):
+        out.append(f"weight_decay must be >= 0, got {r.weight_decay!r}")
+    if not (_is_number(r.val_fraction) and 0 <= r.val_fraction < 1):
+        out.append(f"val_fraction must be in [0, 1), got {r.val_fraction!r}")
+    if not (isinstance(r.seed, int) and not isinstance(r.seed, bool) and r.seed >= 0):
+        out.append(f"seed must be a non-negative int, got {r.seed!r}")
+    for key, v in r.augment.items():
+        if key not in AUGMENTATIONS:
+            out.append(f"unknown augmentation {key!r} (valid: {', '.join(AUGMENTATIONS)})")
+        elif not (_is_number(v) and v >= 0):
+            out.append(f"augmentation {key} must be a number >= 0, got {v!r}")
+    return out
+
+
+# CBCNN (seed paper 002) and the authors' code: Adam with the learning rate decayed
+# exponentially per epoch from 1e-3 to 1e-4, squared hinge loss on +-1 targets,
+# 10 % of the training set for validation.
+_CBCNN_GTSRB = Recipe(
+    name="cbcnn-gtsrb",
+    optimizer="adam",
+    lr=1e-3,
+    lr_final=1e-4,
+    epochs=1000,
+    batch_size=200,
+    loss="squared_hinge",
+    val_fraction=0.1,
+    seed=37,
+    augment={"rotation": 15, "zoom": 0.2, "shift": 0.1},
+)
+# MNIST: same optimizer and loss, shorter, smaller batches, no augmentation.
+_CBCNN_MNIST = _CBCNN_GTSRB.replace(name="cbcnn-mnist", epochs=500, batch_size=50, augment={})
+
+RECIPES: dict[str, Recipe] = {r.name: r for r in (_CBCNN_GTSRB, _CBCNN_MNIST)}
+
+
+def get_recipe(name: str) -> Recipe:
+    """The recipe called ``name``; unknown names list the valid ones."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; valid recipes: {', '.join(sorted(RECIPES))}")
+    return RECIPES[name]
+
+
+def squared_hinge(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean over batch and classes of max(0, 1 - t * y)^2, t = +1 for the true class, else -1."""
+    targets = 2.0 * F.one_hot(labels, logits.shape[1]).to(logits.dtype) - 1.0
+    return torch.clamp(1.0 - targets * logits, min=0.0).pow(2).mean()
+
+
+def make_loss(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The loss function ``(logits, integer labels) -> scalar`` of a recipe's ``loss`` name."""
+    if name == "squared_hinge":
+        return squared_hinge
+    if name == "cross_entropy":
+        return F.cross_entropy
+    raise ValueError(f"unknown loss {name!r}; valid losses: {', '.join(LOSSES)}")

@@ -1,0 +1,582 @@
+"""One training loop for every model in the zoo, driven by the model's recipe.
+
+``train(TrainConfig(model="cbcnn-mnist"))`` loads the model's dataset, runs the
+accelerator's preprocessing (so the network trains on exactly the uint8 pixels
+the board will see), holds out part of the training set for validation and
+trains with the recipe's optimizer, schedule, loss and augmentation.
+
+Runs are reproducible and restartable: every random draw comes from the recipe's
+seed, every epoch writes ``last.pt`` (and ``best.pt`` when validation improves)
+atomically, and a run started on a directory that holds ``last.pt`` continues
+after its last finished epoch with the same result as an uninterrupted run.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from quantize.data import DatasetError, load_dataset, stratified_split
+from quantize.recipes import Recipe, get_recipe, make_loss
+from quantize.registry import ModelSpec, UnknownModelError, get_spec
+
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "CheckpointError",
+    "train",
+    "train_step",
+    "evaluate",
+    "augment",
+    "load_checkpoint",
+]
+
+CHECKPOINT_FORMAT = 1
+_METRIC_FIELDS = ("epoch", "lr", "loss", "train_acc", "val_acc", "images", "seconds", "images_per_s")
+
+
+class CheckpointError(Exception):
+    """A checkpoint file is missing, unreadable or belongs to another model (one-line message)."""
+
+
+@dataclass
+class TrainConfig:
+    """What to train and where; ``epochs``, ``batch_size`` and ``lr`` override the recipe."""
+
+    model: str
+    dataset: str | None = None  # None: the model's default dataset
+    data_root: Path | None = None
+    out_dir: Path | None = None  # None: build/train/<model>
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None  # the decay keeps the recipe's lr_final / lr ratio
+    limit: int | None = None  # at most this many training images (smoke tests)
+    threads: int | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.out_dir = Path("build/train") / self.model if self.out_dir is None else Path(self.out_dir)
+        if self.data_root is not None:
+            self.data_root = Path(self.data_root)
+        for name in ("limit", "threads"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+                raise ValueError(f"{name} must be a positive int or None, got {v!r}")
+
+
+@dataclass
+class TrainResult:
+    """Where a run left its files and how well the best checkpoint did."""
+
+    checkpoint: Path  # best.pt (best validation accuracy)
+    last: Path
+    best_val_acc: float  # fraction; nan without a validation split
+    test_acc: float | None  # of the best checkpoint; None when the dataset has no test split
+    epochs_run: int  # epochs trained by this call (a resumed run skips finished ones)
+    images_per_s: float  # training throughput over the whole run
+    metrics_csv: Path
+    curve_png: Path
+
+
+@dataclass
+class _Data:
+    x_train: torch.Tensor  # uint8 NCHW
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor | None
+    y_test: torch.Tensor | None
+    class_names: list[str]
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def train(cfg: TrainConfig, log: Callable[[str], Any] = print) -> TrainResult:
+    """Train ``cfg.model`` by its recipe, resuming from ``out_dir/last.pt`` if present."""
+    spec = get_spec(cfg.model)
+    recipe = _recipe_for(spec, cfg)
+    dataset = cfg.dataset or spec.dataset
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    data = _load_data(spec, dataset, cfg.data_root, recipe, cfg.limit, log)
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    was_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    try:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        # The caller's global RNG is left as it was; the run seeds its own copy.
+        with torch.random.fork_rng(devices=[]):
+            return _run(cfg, spec, recipe, dataset, data, log)
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic, warn_only=was_warn_only)
+
+
+def train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    labels: torch.Tensor,
+) -> tuple[float, int]:
+    """One optimizer step followed by the model's ``constrain()``; returns (loss, correct)."""
+    logits = model(images)
+    loss = loss_fn(logits, labels)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    constrain = getattr(model, "constrain", None)
+    if callable(constrain):
+        constrain()  # the BNN papers project latent weights and BN scales after every step
+    return float(loss.detach()), int((logits.detach().argmax(1) == labels).sum())
+
+
+def evaluate(model: nn.Module, images_u8: np.ndarray, labels: np.ndarray, batch_size: int = 256) -> float:
+    """Top-1 accuracy (fraction) of ``model`` on uint8 NCHW images, in eval mode without gradients."""
+    x = torch.as_tensor(np.asarray(images_u8) if not torch.is_tensor(images_u8) else images_u8)
+    y = torch.as_tensor(np.asarray(labels) if not torch.is_tensor(labels) else labels).long()
+    if len(y) == 0:
+        return float("nan")
+    was_training = model.training
+    model.eval()
+    correct = 0
+    try:
+        with torch.no_grad():
+            for i in range(0, len(y), batch_size):
+                logits = model(x[i : i + batch_size].float())
+                correct += int((logits.argmax(1) == y[i : i + batch_size]).sum())
+    finally:
+        model.train(was_training)
+    return correct / len(y)
+
+
+def augment(
+    images: torch.Tensor,
+    rotation: float = 0.0,
+    zoom: float = 0.0,
+    shift: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Random affine jitter of a float NCHW batch of integer pixels; the result stays integer 0..255.
+
+    Per image: rotation uniform in +-``rotation`` degrees, horizontal and vertical
+    zoom each uniform in 1 +- ``zoom``, shift uniform in +- ``shift`` of the size.
+    Pixels outside the image repeat the border, as Keras' ImageDataGenerator does.
+    """
+    n, c, h, w = images.shape
+
+    def uniform() -> torch.Tensor:
+        return torch.rand(n, generator=generator, dtype=torch.float64) * 2 - 1
+
+    angle = torch.deg2rad(uniform() * rotation)
+    zx, zy = 1 + uniform() * zoom, 1 + uniform() * zoom
+    tx, ty = uniform() * 2 * shift, uniform() * 2 * shift  # normalized coordinates span 2
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    # Rotate in pixel space: the h/w factors keep non-square images from shearing.
+    theta = torch.stack(
+        [
+            torch.stack([cos * zx, -sin * zy * h / w, tx], dim=1),
+            torch.stack([sin * zx * w / h, cos * zy, ty], dim=1),
+        ],
+        dim=1,
+    ).to(images.dtype)
+    grid = F.affine_grid(theta, [n, c, h, w], align_corners=False)
+    out = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    # The accelerator only ever sees integer pixels, so training must too.
+    return torch.round(out).clamp_(0, 255)
+
+
+def load_checkpoint(path: str | Path, model: str | None = None) -> tuple[nn.Module, dict]:
+    """Rebuild the checkpoint's model from the registry (eval mode) and return it with the checkpoint.
+
+    With ``model`` given, a checkpoint of any other model is a :class:`CheckpointError`.
+    """
+    path = Path(path)
+    ckpt = _read_checkpoint(path)
+    name = ckpt["model"]
+    if model is not None:
+        _check_same_model(path, name, model)
+    try:
+        spec = get_spec(name)
+    except UnknownModelError:
+        raise CheckpointError(f"{path}: checkpoint of unknown model {name!r}") from None
+    with torch.random.fork_rng(devices=[]):  # building the model must not disturb the caller's RNG
+        net = spec.factory()
+    _restore(net, ckpt["state_dict"], path, f"model {name!r}")
+    net.eval()
+    return net, ckpt
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _recipe_for(spec: ModelSpec, cfg: TrainConfig) -> Recipe:
+    recipe = get_recipe(spec.recipe)
+    changes: dict[str, Any] = {}
+    if cfg.epochs is not None:
+        changes["epochs"] = cfg.epochs
+    if cfg.batch_size is not None:
+        changes["batch_size"] = cfg.batch_size
+    if cfg.lr is not None:
+        changes["lr"] = cfg.lr
+        if recipe.lr_final is not None:
+            changes["lr_final"] = recipe.lr_final * cfg.lr / recipe.lr
+    return recipe.replace(**changes) if changes else recipe
+
+
+def _load_split(
+    spec: ModelSpec, dataset: str, root: Path | None, split: str, limit: int | None, seed: int
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    ds = load_dataset(dataset, root, split)
+    if limit is not None and limit < len(ds):
+        # A random subset, because many datasets are stored sorted by class.
+        keep = np.sort(np.random.default_rng(seed).permutation(len(ds))[:limit])
+        ds = ds.subset(keep)
+    x = spec.preprocessing(ds.images)
+    if tuple(x.shape[1:]) != tuple(spec.input_shape):
+        raise ValueError(
+            f"{dataset} {split} images preprocess to {tuple(x.shape[1:])}, "
+            f"but {spec.name} expects {tuple(spec.input_shape)}"
+        )
+    if len(ds.class_names) != spec.num_classes or (len(ds.labels) and ds.labels.max() >= spec.num_classes):
+        raise ValueError(
+            f"dataset {dataset!r} has {len(ds.class_names)} classes but {spec.name} has {spec.num_classes}"
+        )
+    return x, ds.labels, list(ds.class_names)
+
+
+def _holdout(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    if fraction == 0 or len(labels) < 2:
+        return np.arange(len(labels)), np.zeros(0, dtype=np.int64)
+    train_idx, val_idx = stratified_split(labels, fraction, seed)
+    if len(val_idx) == 0:
+        # Too few images per class to stratify (tiny --limit runs): hold out at random.
+        n_val = max(1, round(len(labels) * fraction))
+        perm = np.random.default_rng(seed).permutation(len(labels))
+        val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+    return train_idx, val_idx
+
+
+def _load_data(
+    spec: ModelSpec, dataset: str, root: Path | None, recipe: Recipe, limit: int | None, log
+) -> _Data:
+    x, y, class_names = _load_split(spec, dataset, root, "train", limit, recipe.seed)
+    train_idx, val_idx = _holdout(y, recipe.val_fraction, recipe.seed)
+    try:
+        x_test, y_test, _ = _load_split(spec, dataset, root, "test", None, recipe.seed)
+    except DatasetError as e:
+        log(f"no test split ({e}); test accuracy is skipped")
+        x_test = y_test = None
+    t = torch.from_numpy
+    return _Data(
+        x_train=t(x[train_idx]),
+        y_train=t(y[train_idx]),
+        x_val=t(x[val_idx]),
+        y_val=t(y[val_idx]),
+        x_test=None if x_test is None else t(x_test),
+        y_test=None if y_test is None else t(y_test),
+        class_names=class_names,
+    )
+
+
+# --------------------------------------------------------------------------- training loop
+
+
+def _make_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
+    if recipe.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    raise ValueError(f"unknown optimizer {recipe.optimizer!r}")
+
+
+def _epoch_rngs(seed: int, epoch: int) -> tuple[np.random.Generator, torch.Generator]:
+    # Derived from (seed, epoch) alone, so a resumed run draws exactly what an
+    # uninterrupted one would without carrying generator state across processes.
+    rng = np.random.default_rng([seed, epoch])
+    gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+    return rng, gen
+
+
+def _batches(n: int, batch_size: int, rng: np.random.Generator) -> list[torch.Tensor]:
+    perm = torch.from_numpy(rng.permutation(n))
+    batches = list(perm.split(batch_size))
+    if len(batches) > 1 and len(batches[-1]) == 1:
+        batches.pop()  # BatchNorm cannot train on a single sample; it is seen next epoch
+    return batches
+
+
+def _train_epoch(model, optimizer, loss_fn, data: _Data, recipe: Recipe, epoch: int, progress: bool) -> dict:
+    rng, gen = _epoch_rngs(recipe.seed, epoch)
+    batches = _batches(len(data.y_train), recipe.batch_size, rng)
+    model.train()
+    loss_sum, correct, seen = 0.0, 0, 0
+    start = time.perf_counter()
+    bar = tqdm(
+        batches,
+        desc=f"epoch {epoch + 1}/{recipe.epochs}",
+        unit="batch",
+        leave=False,
+        disable=None if progress else True,  # None: only on a terminal
+    )
+    for idx in bar:
+        xb = data.x_train[idx].float()
+        if any(recipe.augment.values()):
+            xb = augment(xb, generator=gen, **recipe.augment)
+        loss, ok = train_step(model, optimizer, loss_fn, xb, data.y_train[idx])
+        loss_sum += loss * len(idx)
+        correct += ok
+        seen += len(idx)
+        bar.set_postfix_str(f"loss {loss_sum / seen:.3f}", refresh=False)
+    bar.close()
+    seconds = time.perf_counter() - start
+    return {"loss": loss_sum / seen, "train_acc": correct / seen, "images": seen, "train_seconds": seconds}
+
+
+def _run(cfg: TrainConfig, spec: ModelSpec, recipe: Recipe, dataset: str, data: _Data, log) -> TrainResult:
+    out = cfg.out_dir
+    best_path, last_path = out / "best.pt", out / "last.pt"
+    metrics_path, curve_path = out / "metrics.csv", out / "curves.png"
+    torch.manual_seed(recipe.seed)
+    model = spec.factory()
+    optimizer = _make_optimizer(recipe, model)
+    loss_fn = make_loss(recipe.loss)
+    done, best_val, best_epoch, rows = 0, float("nan"), 0, []
+    if last_path.exists():
+        done, best_val, best_epoch = _resume(last_path, model, optimizer, spec.name, dataset, cfg.limit)
+        rows = [r for r in _read_metrics(metrics_path) if r["epoch"] <= done]
+        log(f"resuming {last_path}: {done} of {recipe.epochs} epochs done")
+    _log_setup(log, spec, dataset, recipe, data)
+    epochs_run = 0
+    for epoch in range(done, recipe.epochs):
+        lr = recipe.lr_at(epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        start = time.perf_counter()
+        stats = _train_epoch(model, optimizer, loss_fn, data, recipe, epoch, cfg.progress)
+        val_acc = evaluate(model, data.x_val, data.y_val)
+        row = {
+            "epoch": epoch + 1,
+            "lr": lr,
+            "loss": stats["loss"],
+            "train_acc": stats["train_acc"],
+            "val_acc": val_acc,
+            "images": stats["images"],
+            "seconds": time.perf_counter() - start,
+            "images_per_s": stats["images"] / stats["train_seconds"],
+        }
+        rows.append(row)
+        _write_metrics(metrics_path, rows)
+        # Without a validation split the latest epoch counts as the best.
+        if math.isnan(val_acc) or math.isnan(best_val) or val_acc > best_val:
+            best_val, best_epoch = val_acc, epoch + 1
+            improved = True
+        else:
+            improved = False
+        ckpt = _checkpoint(model, optimizer, spec, recipe, dataset, data, cfg.limit, row, best_val, best_epoch)
+        if improved:
+            _atomic_save(ckpt, best_path)
+        _atomic_save(ckpt, last_path)
+        epochs_run += 1
+        log(_epoch_line(row, recipe.epochs))
+    if not best_path.exists():
+        raise CheckpointError(f"{best_path}: missing; delete {last_path} to train again from scratch")
+    best_model, _ = load_checkpoint(best_path, model=spec.name)
+    test_acc = None if data.x_test is None else evaluate(best_model, data.x_test, data.y_test)
+    ips = _throughput(rows)
+    _write_summary(out / "train_summary.json", spec, dataset, recipe, rows, best_val, best_epoch, test_acc, ips)
+    _plot_curves(rows, curve_path, spec.name)
+    test_txt = "no test split" if test_acc is None else f"test {test_acc:.1%}"
+    log(f"best epoch {best_epoch}: val {_pct(best_val)}, {test_txt}  ->  {best_path}")
+    return TrainResult(
+        checkpoint=best_path,
+        last=last_path,
+        best_val_acc=best_val,
+        test_acc=test_acc,
+        epochs_run=epochs_run,
+        images_per_s=ips,
+        metrics_csv=metrics_path,
+        curve_png=curve_path,
+    )
+
+
+def _log_setup(log, spec: ModelSpec, dataset: str, recipe: Recipe, data: _Data) -> None:
+    n_test = "no" if data.y_test is None else f"{len(data.y_test):,}"
+    sched = f"lr {recipe.lr:g}" + ("" if recipe.lr_final is None else f"->{recipe.lr_final:g}")
+    aug = ", augment " + ", ".join(f"{k} {v:g}" for k, v in recipe.augment.items()) if recipe.augment else ""
+    log(
+        f"{spec.name} on {dataset}: {len(data.y_train):,} train, {len(data.y_val):,} val, {n_test} test images; "
+        f"{recipe.optimizer} {sched}, {recipe.epochs} epochs, batch {recipe.batch_size}, {recipe.loss}{aug}"
+    )
+
+
+def _pct(v: float) -> str:
+    return "-" if math.isnan(v) else f"{v:.1%}"
+
+
+def _epoch_line(row: dict, epochs: int) -> str:
+    return (
+        f"epoch {row['epoch']}/{epochs}  loss {row['loss']:.3f}  train {_pct(row['train_acc'])}  "
+        f"val {_pct(row['val_acc'])}  {row['images_per_s']:,.0f} img/s"
+    )
+
+
+def _throughput(rows: list[dict]) -> float:
+    seconds = sum(r["images"] / r["images_per_s"] for r in rows if r["images_per_s"] > 0)
+    return sum(r["images"] for r in rows) / seconds if seconds else float("nan")
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def _checkpoint(model, optimizer, spec, recipe, dataset, data, limit, row, best_val, best_epoch) -> dict:
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "model": spec.name,
+        "state_dict": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "epoch": row["epoch"],  # epochs finished
+        "val_acc": row["val_acc"],
+        "best_val_acc": best_val,
+        "best_epoch": best_epoch,
+        "recipe": dataclasses.asdict(recipe),
+        "dataset": dataset,
+        "limit": limit,
+        "class_names": list(data.class_names),
+        "preprocessing": spec.preprocessing.to_dict(),
+        # Batch order and augmentation are drawn from (seed, epoch); the global torch
+        # state covers anything else a model may draw (dropout, say).
+        "rng": {"seed": recipe.seed, "torch": torch.get_rng_state()},
+    }
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)  # a crash leaves either the old file or the new one, never half of one
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    text = lines[0] if lines else type(e).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _read_checkpoint(path: Path) -> dict:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        # weights_only: a checkpoint is data, so a downloaded one cannot run code.
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"{path}: not a readable checkpoint ({_first_line(e)})") from e
+    if not isinstance(ckpt, dict) or not {"model", "state_dict"} <= set(ckpt):
+        raise CheckpointError(f"{path}: not a bnn2fpga checkpoint (no 'model' and 'state_dict' entries)")
+    return ckpt
+
+
+def _check_same_model(path: Path, found: str, wanted: str) -> None:
+    try:
+        same = get_spec(found).name == get_spec(wanted).name
+    except UnknownModelError:
+        same = False
+    if not same:
+        raise CheckpointError(f"{path}: checkpoint of model {found!r}, not {wanted!r}")
+
+
+def _restore(target, state: dict, path: Path, what: str) -> None:
+    try:
+        target.load_state_dict(state)
+    except (RuntimeError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{path}: does not fit {what} ({_first_line(e)})") from e
+
+
+def _resume(path: Path, model, optimizer, name: str, dataset: str, limit: int | None) -> tuple[int, float, int]:
+    ckpt = _read_checkpoint(path)
+    _check_same_model(path, ckpt["model"], name)
+    hint = "use the same settings or another out_dir"
+    if ckpt.get("dataset") != dataset:
+        raise CheckpointError(f"{path}: trained on {ckpt.get('dataset')!r}, not {dataset!r}; {hint}")
+    if ckpt.get("limit") != limit:
+        raise CheckpointError(f"{path}: trained with limit {ckpt.get('limit')}, not {limit}; {hint}")
+    _restore(model, ckpt["state_dict"], path, f"model {name!r}")
+    _restore(optimizer, ckpt["optimizer"], path, "the optimizer")
+    torch.set_rng_state(ckpt["rng"]["torch"])
+    return int(ckpt["epoch"]), float(ckpt["best_val_acc"]), int(ckpt["best_epoch"])
+
+
+# --------------------------------------------------------------------------- reports
+
+
+def _read_metrics(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    ints = {"epoch", "images"}
+    return [{k: (int(v) if k in ints else float(v)) for k, v in r.items() if k in _METRIC_FIELDS} for r in rows]
+
+
+def _write_metrics(path: Path, rows: list[dict]) -> None:
+    # Rewritten whole (it is small) so a resumed run never duplicates an epoch's row.
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=_METRIC_FIELDS)
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    os.replace(tmp, path)
+
+
+def _json_number(v: float | None) -> float | None:
+    return None if v is None or math.isnan(v) else v
+
+
+def _write_summary(path, spec, dataset, recipe, rows, best_val, best_epoch, test_acc, ips) -> None:
+    summary = {
+        "model": spec.name,
+        "dataset": dataset,
+        "recipe": recipe.name,
+        "epochs": rows[-1]["epoch"] if rows else 0,
+        "best_epoch": best_epoch,
+        "best_val_acc": _json_number(best_val),
+        "test_acc": _json_number(test_acc),
+        "images_per_s": _json_number(ips),
+        "seconds": sum(r["seconds"] for r in rows),
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _plot_curves(rows: list[dict], path: Path, title: str) -> None:
+    # A bare Figure with its own Agg canvas leaves pyplot's global backend alone.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 3.5))
+    FigureCanvasAgg(fig)
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    epochs = [r["epoch"] for r in rows]
+    ax_loss.plot(epochs, [r["loss"] for r in rows], marker=".")
+    ax_loss.set(xlabel="epoch", ylabel="training loss", title=title)
+    ax_acc.plot(epochs, [100 * r["train_acc"] for r in rows], marker=".", label="train")
+    ax_acc.plot(epochs, [100 * r["val_acc"] for r in rows], marker=".", label="validation")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)")
+    ax_acc.legend(loc="lower right")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".tmp")
+    fig.savefig(tmp, format="png", dpi=100)
+    os.replace(tmp, path)
