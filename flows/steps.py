@@ -121,7 +121,7 @@ def step_qonnx_to_finn(model, ctx: Context):
     if unsupported:
         name, op = unsupported[0]
         raise UserError(
-            f"node '{name}' is a {op}, which FINN cannot map to hardware "
+            f"node '{name}' (op {op}) cannot be mapped to hardware by FINN "
             f"({len(unsupported)} unsupported node(s): {', '.join(sorted({o for _, o in unsupported}))})"
         )
     hoist = HoistInputQuantToHost()

@@ -1,0 +1,64 @@
+# bnn2fpga: every target sets itself up (make setup is idempotent and fast when done).
+SHELL := /bin/bash
+VENV  ?= .venv
+BIN   := $(VENV)/bin
+MODEL ?= cbcnn
+BOARD ?= pynq-z2
+CKPT  ?=
+FPS   ?=
+OUT   ?= build/$(MODEL)-$(BOARD)
+IMAGE ?= bnn2fpga:latest
+
+ckpt_arg := $(if $(CKPT),--ckpt $(CKPT),)
+fps_arg  := $(if $(FPS),--fps $(FPS),)
+
+.PHONY: setup demo test bench bitstream estimate train verify models boards report \
+        docker-image docker-bitstream lint-docker clean
+
+setup:
+	@scripts/install.sh $(VENV)
+
+## The main job on an embedded default: train CBCNN on scikit-learn's digits, export,
+## build for PYNQ-Z2 up to the estimates, verify bit-exactness, write the report.
+demo: setup
+	@$(BIN)/python -m flows.demo --out build/demo
+
+test: setup
+	@$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+bench: setup
+	@$(BIN)/python -m benchmarks.run --out build/bench
+
+## Every step the machine's tools allow; without Vivado it stops after the estimates (exit 3).
+bitstream: setup
+	@$(BIN)/bnn2fpga build $(MODEL) $(ckpt_arg) --board $(BOARD) $(fps_arg) --out $(OUT)
+
+estimate: setup
+	@$(BIN)/bnn2fpga build $(MODEL) $(ckpt_arg) --board $(BOARD) $(fps_arg) --until estimate --out $(OUT)
+
+train: setup
+	@$(BIN)/bnn2fpga train $(MODEL) $(if $(DATA),--data $(DATA),) $(if $(DATASET),--dataset $(DATASET),) $(if $(EPOCHS),--epochs $(EPOCHS),)
+
+verify: setup
+	@$(BIN)/bnn2fpga verify $(MODEL) $(ckpt_arg) --board $(BOARD) --out $(OUT) $(if $(INPUTS),--inputs $(INPUTS),)
+
+models: setup
+	@$(BIN)/bnn2fpga models
+
+boards: setup
+	@$(BIN)/bnn2fpga boards
+
+report: setup
+	@$(BIN)/bnn2fpga report $(OUT)
+
+docker-image:
+	@scripts/docker.sh image $(IMAGE)
+
+docker-bitstream:
+	@scripts/docker.sh bitstream $(IMAGE) $(MODEL) $(BOARD) $(CKPT)
+
+lint-docker: setup
+	@$(BIN)/python -m flows.dockerlint Dockerfile
+
+clean:
+	rm -rf build

@@ -1,0 +1,16 @@
+"""Shared fixtures: one Vivado-free build of the smallest zoo model, reused by many tests."""
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def mnist_build(tmp_path_factory):
+    """cbcnn-mnist (calibrated random weights) built for pynq-z2 up to the estimates."""
+    from flows.config import make_config
+    from flows.runner import run_build
+
+    out = tmp_path_factory.mktemp("build") / "cbcnn-mnist"
+    cfg = make_config(model="cbcnn-mnist", board="pynq-z2", out_dir=out, until="estimate")
+    result = run_build(cfg, log=lambda msg: None)
+    return cfg, result

@@ -1,0 +1,161 @@
+"""The FINN build flow: steps, resume, folding, fit check, reports and error paths."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from flows.config import make_config
+from flows.errors import DoesNotFit, UserError
+from flows.runner import load_state, model_file, run_build
+from flows.steps import LAST_VIVADO_FREE, step_names
+
+
+def test_every_vivado_free_step_saved_its_model(mnist_build):
+    cfg, result = mnist_build
+    vivado_free = step_names()[: step_names().index(LAST_VIVADO_FREE) + 1]
+    assert result.done == vivado_free
+    for step in vivado_free:
+        assert model_file(cfg.out_dir, step).stat().st_size > 0
+
+
+def test_dataflow_partition_is_pure_hardware(mnist_build):
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    cfg, _ = mnist_build
+    model = ModelWrapper(str(model_file(cfg.out_dir, "minimize_bit_width")))
+    ops = [n.op_type for n in model.graph.node]
+    assert all(n.domain.startswith("finn.custom_op.fpgadataflow") for n in model.graph.node), ops
+    # XNOR layers for the binary convs, one non-XNOR MVAU for the UINT8 first layer.
+    from qonnx.custom_op.registry import getCustomOp
+
+    mvaus = [getCustomOp(n) for n in model.graph.node if n.op_type.startswith("MVAU")]
+    assert len(mvaus) == 6
+    assert [m.get_nodeattr("binaryXnorMode") for m in mvaus] == [0, 1, 1, 1, 1, 1]
+    # The host only reorders the input to NHWC; no float math is left outside.
+    parent = ModelWrapper(str(cfg.out_dir / "dataflow_parent.onnx"))
+    assert [n.op_type for n in parent.graph.node] == ["Transpose", "StreamingDataflowPartition"]
+
+
+def test_report_json_and_html(mnist_build):
+    cfg, _ = mnist_build
+    rep = json.loads((cfg.out_dir / "report" / "report.json").read_text())
+    assert rep["board"]["part"] == "xc7z020clg400-1"
+    layer_names = [row["name"] for row in rep["layers"]]
+    assert rep["performance"]["bottleneck"] in layer_names
+    slowest = max(rep["layers"], key=lambda r: r["cycles"])
+    assert rep["performance"]["max_cycles"] == slowest["cycles"]
+    # FPS is the board clock over the slowest layer's cycles.
+    assert rep["performance"]["fps"] == pytest.approx(100e6 / slowest["cycles"])
+    assert rep["totals"]["LUT"] == pytest.approx(sum(r["LUT"] for r in rep["layers"]))
+    html = (cfg.out_dir / "report" / "report.html").read_text()
+    assert "cbcnn-mnist" in html and rep["performance"]["bottleneck"] in html
+
+
+def test_search_fits_under_ceiling_and_beats_minimal_folding(mnist_build):
+    cfg, result = mnist_build
+    fit = result.info["fit"]
+    assert fit["fits"]
+    for res in ("LUT", "BRAM_18K", "DSP"):
+        assert fit["used"][res] <= 0.85 * fit["available"][res]
+    summary = result.info["folding"]
+    assert summary["mode"] == "search"
+    slowest = max(t["cycles"] for t in summary["tried"])
+    assert summary["cycles"] < slowest / 10  # far faster than the fully folded design
+
+
+def test_resume_reuses_steps_and_a_new_target_refolds_only(mnist_build, tmp_path):
+    cfg, _ = mnist_build
+    out = tmp_path / "copy"
+    shutil.copytree(cfg.out_dir, out)
+    same = make_config(model="cbcnn-mnist", board="pynq-z2", out_dir=out, until="estimate")
+    assert run_build(same, log=lambda m: None).ran == []
+    # Folding JSON from the first build, reapplied: export .. specialize are reused.
+    refold = make_config(model="cbcnn-mnist", board="pynq-z2", out_dir=out, until="estimate",
+                         folding=out / "folding.json")
+    result = run_build(refold, log=lambda m: None)
+    assert result.ran == ["folding", "minimize_bit_width", "estimate"]
+    assert result.info["folding"]["mode"] == "file"
+    assert json.loads((out / "report" / "report.json").read_text())["performance"]["max_cycles"] == \
+        json.loads((cfg.out_dir / "report" / "report.json").read_text())["performance"]["max_cycles"]
+
+
+def test_fps_target_is_met(mnist_build, tmp_path):
+    cfg, _ = mnist_build
+    out = tmp_path / "fps"
+    shutil.copytree(cfg.out_dir, out)
+    result = run_build(make_config(model="cbcnn-mnist", board="pynq-z2", out_dir=out, fps=1000,
+                                   until="estimate"), log=lambda m: None)
+    assert result.ran[0] == "folding"
+    assert 1000 <= result.info["folding"]["fps"] < 4000
+
+
+def test_design_that_does_not_fit_is_refused_before_vivado(mnist_build, tmp_path):
+    cfg, _ = mnist_build
+    out = tmp_path / "tight"
+    shutil.copytree(cfg.out_dir, out)
+    tight = make_config(model="cbcnn-mnist", board="pynq-z2", out_dir=out, ceiling=0.02)
+    with pytest.raises(DoesNotFit, match=r"does not fit.*LUT.*over by.*largest"):
+        run_build(tight, log=lambda m: None)
+    assert load_state(out)["info"]["fit"]["fits"] is False
+
+
+def test_interrupted_step_is_redone(mnist_build, tmp_path):
+    cfg, _ = mnist_build
+    out = tmp_path / "broken"
+    shutil.copytree(cfg.out_dir, out)
+    model_file(out, "folding").unlink()  # as if the build died while writing it
+    result = run_build(make_config(model="cbcnn-mnist", board="pynq-z2", out_dir=out, until="estimate"),
+                       log=lambda m: None)
+    assert result.ran == ["folding", "minimize_bit_width", "estimate"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(model="nope"), "unknown model 'nope'; valid models: .*cbcnn-gtsrb"),
+        (dict(model="cbcnn", board="nope"), "unknown board 'nope'; valid boards: .*pynq-z2"),
+        (dict(model="cbcnn", fps=-5), "--fps must be positive"),
+        (dict(model="cbcnn", ckpt="/no/such.pt"), "checkpoint not found"),
+        (dict(onnx="/no/such.onnx"), "ONNX file not found"),
+        (dict(), "either a model name or --onnx"),
+        (dict(model="cbcnn", until="nope"), "unknown step 'nope'"),
+        (dict(model="cbcnn", ceiling=1.5), "--ceiling"),
+    ],
+)
+def test_bad_build_requests_are_one_line_errors(kwargs, message):
+    with pytest.raises(UserError, match=message) as err:
+        make_config(**kwargs)
+    assert "\n" not in str(err.value)
+
+
+def test_corrupt_onnx_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"this is not a protobuf" * 10)
+    cfg = make_config(onnx=bad, board="pynq-z2", out_dir=tmp_path / "out", until="qonnx_to_finn")
+    with pytest.raises(UserError, match="cannot read ONNX file"):
+        run_build(cfg, log=lambda m: None)
+
+
+def _export(module, example, path):
+    from brevitas.export import export_qonnx
+
+    module.eval()
+    export_qonnx(module, input_t=example, export_path=str(path))
+    return path
+
+
+def test_op_finn_cannot_map_fails_at_first_step_naming_the_node(tmp_path):
+    import torch.nn as nn
+
+    from quantize import layers
+
+    # Softsign exports as x / (1 + |x|): Abs is the first op FINN has no mapping for.
+    model = nn.Sequential(layers.pixel_input(), nn.Flatten(), layers.binary_linear(16, 8), nn.Softsign())
+    path = _export(model, __import__("torch").zeros(1, 1, 4, 4), tmp_path / "softsign.onnx")
+    cfg = make_config(onnx=path, board="pynq-z2", out_dir=tmp_path / "out")
+    with pytest.raises(UserError, match=r"node 'Abs_0' \(op Abs\) cannot be mapped to hardware"):
+        run_build(cfg, log=lambda m: None)
+    assert load_state(tmp_path / "out")["keys"].keys() == {"export"}
