@@ -175,7 +175,7 @@ def verify_build(build: BuildResult, inputs: InputSet, reference: np.ndarray | N
                 model = _parent_with(build, path, Path(tmp))
             # The exported QONNX still has the input quantizer; later stages take host-quantized integers.
             xs = inputs.x if step == "export" else host_x
-            log(f"verify: {label} ({len(xs)} inputs) ...")
+            log(f"verify: {label} ({len(xs)} inputs)")
             out = _run_stage(model, xs)
             if ref is None:
                 ref = out
@@ -188,7 +188,6 @@ def verify_build(build: BuildResult, inputs: InputSet, reference: np.ndarray | N
                 i = int(res.detail.split("input ")[1].split(" ")[0])
                 res.detail += f"; first diverging node: {_first_diverging_node(prev_model, model, xs[i:i + 1])}"
             verdict.stages.append(res)
-            log(f"verify: {label}: {res.status} ({res.detail})")
             prev_model, prev_x = model, xs
     verdict.stages += tool_stages()
     return verdict

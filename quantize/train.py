@@ -345,8 +345,7 @@ def _train_epoch(model, optimizer, loss_fn, data: _Data, recipe: Recipe, epoch: 
 
 def _run(cfg: TrainConfig, spec: ModelSpec, recipe: Recipe, dataset: str, data: _Data, log) -> TrainResult:
     out = cfg.out_dir
-    best_path, last_path = out / "best.pt", out / "last.pt"
-    metrics_path, curve_path = out / "metrics.csv", out / "curves.png"
+    best_path, last_path, metrics_path = out / "best.pt", out / "last.pt", out / "metrics.csv"
     torch.manual_seed(recipe.seed)
     model = spec.factory()
     optimizer = _make_optimizer(recipe, model)
@@ -378,35 +377,44 @@ def _run(cfg: TrainConfig, spec: ModelSpec, recipe: Recipe, dataset: str, data: 
         rows.append(row)
         _write_metrics(metrics_path, rows)
         # Without a validation split the latest epoch counts as the best.
-        if math.isnan(val_acc) or math.isnan(best_val) or val_acc > best_val:
+        improved = math.isnan(val_acc) or math.isnan(best_val) or val_acc > best_val
+        if improved:
             best_val, best_epoch = val_acc, epoch + 1
-            improved = True
-        else:
-            improved = False
         ckpt = _checkpoint(model, optimizer, spec, recipe, dataset, data, cfg.limit, row, best_val, best_epoch)
         if improved:
             _atomic_save(ckpt, best_path)
         _atomic_save(ckpt, last_path)
         epochs_run += 1
         log(_epoch_line(row, recipe.epochs))
+    return _finish(out, spec, dataset, recipe, data, rows, best_val, best_epoch, epochs_run, log)
+
+
+def _finish(
+    out: Path, spec, dataset, recipe, data: _Data, rows, best_val, best_epoch, epochs_run, log
+) -> TrainResult:
+    """Test the best checkpoint, write the summary and the curves."""
+    best_path = out / "best.pt"
     if not best_path.exists():
-        raise CheckpointError(f"{best_path}: missing; delete {last_path} to train again from scratch")
-    best_model, _ = load_checkpoint(best_path, model=spec.name)
+        raise CheckpointError(f"{best_path}: missing; delete {out / 'last.pt'} to train again from scratch")
+    best_model, best_ckpt = load_checkpoint(best_path, model=spec.name)
     test_acc = None if data.x_test is None else evaluate(best_model, data.x_test, data.y_test)
+    if best_ckpt.get("test_acc", "unset") != test_acc:
+        best_ckpt["test_acc"] = test_acc  # travels with the weights into the export's sidecar
+        _atomic_save(best_ckpt, best_path)
     ips = _throughput(rows)
     _write_summary(out / "train_summary.json", spec, dataset, recipe, rows, best_val, best_epoch, test_acc, ips)
-    _plot_curves(rows, curve_path, spec.name)
+    _plot_curves(rows, out / "curves.png", spec.name)
     test_txt = "no test split" if test_acc is None else f"test {test_acc:.1%}"
     log(f"best epoch {best_epoch}: val {_pct(best_val)}, {test_txt}  ->  {best_path}")
     return TrainResult(
         checkpoint=best_path,
-        last=last_path,
+        last=out / "last.pt",
         best_val_acc=best_val,
         test_acc=test_acc,
         epochs_run=epochs_run,
         images_per_s=ips,
-        metrics_csv=metrics_path,
-        curve_png=curve_path,
+        metrics_csv=out / "metrics.csv",
+        curve_png=out / "curves.png",
     )
 
 
