@@ -17,8 +17,11 @@ from flows.config import Target
 
 HW_ATTRS = ["PE", "SIMD", "parallel_window", "ram_style", "ram_style_thresholds", "resType",
             "mem_mode", "impl_style"]
-# Widest weight word per PE that the search allows (FINN's default is 36).
-WWIDTH_MAX = (36, 128)
+# The search tries FINN's SetFolding with these widest weight words per PE (FINN's
+# default is 36; wider words let SIMD grow before PE, which needs fewer BRAMs for the
+# same throughput) and with the integer (non-XNOR) MVAUs on LUTs or on DSPs (the first
+# layer's 8-bit products are the LUT-hungriest part of a BNN; DSPs are otherwise idle).
+VARIANTS = [(w, r) for w in (36, 64, 128, 256) for r in ("lut", "dsp")]
 
 
 @dataclass
@@ -91,42 +94,62 @@ def max_cycles(model) -> int:
     return int(max(model.analysis(exp_cycles_per_layer).values()))
 
 
-def fold_to_cycles(model, cycles: int, wwidth_max: int = 36):
-    """FINN's SetFolding on a copy of ``model`` for a cycles-per-frame budget."""
+def fold_to_cycles(model, cycles: int, wwidth_max: int = 36, res_type: str = "lut"):
+    """FINN's SetFolding on a copy of ``model`` for a cycles-per-frame budget.
+
+    ``res_type`` is the multiplier resource ("lut" or "dsp") of the MVAUs that are not
+    XNOR-popcount (XNOR layers have no multipliers).
+    """
     finn_env.prepare()
     from finn.transformation.fpgadataflow.set_folding import SetFolding
     from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
 
     fresh = ModelWrapper(copy.deepcopy(model.model))
-    return fresh.transform(SetFolding(int(cycles), mvau_wwidth_max=wwidth_max, two_pass_relaxation=True))
+    fresh = fresh.transform(SetFolding(int(cycles), mvau_wwidth_max=wwidth_max, two_pass_relaxation=True))
+    for node in fresh.graph.node:
+        if node.op_type.startswith("MVAU"):
+            inst = getCustomOp(node)
+            if not inst.get_nodeattr("binaryXnorMode") and "resType" in inst.get_nodeattr_types():
+                inst.set_nodeattr("resType", res_type)
+    return fresh
 
 
-def search(model, board: Board, ceiling: float, iterations: int = 14):
-    """The folding with the most FPS whose estimate fits under ``ceiling``; returns (model, summary)."""
+def search(model, board: Board, ceiling: float, iterations: int = 12):
+    """The folding with the most FPS whose estimate fits under ``ceiling``; returns (model, summary).
+
+    For every variant, bisect the cycle budget on a log scale: the fastest budget whose
+    design fits. Fewer cycles never need fewer resources, so bisection is sound up to
+    SetFolding's discrete steps, which is why several variants are tried.
+    """
     clock_hz = board.clock_mhz * 1e6
     slowest = fold_to_cycles(model, 10**12)
     hi = max_cycles(slowest)
-    best, best_cycles, tried = None, None, []
+    best, best_cycles, best_variant, tried = None, None, None, []
     if check_fit(slowest, board, ceiling).fits:
         best, best_cycles = slowest, hi
-    for wmax in WWIDTH_MAX:
+    for wmax, res_type in VARIANTS:
+        if res_type == "dsp" and board.resources.DSP == 0:
+            continue
         lo_log, hi_log = 0.0, math.log(hi)
         for _ in range(iterations):
             mid = math.exp((lo_log + hi_log) / 2)
-            cand = fold_to_cycles(model, max(1, int(mid)), wmax)
+            cand = fold_to_cycles(model, max(1, int(mid)), wmax, res_type)
             cyc = max_cycles(cand)
             fits = check_fit(cand, board, ceiling).fits
-            tried.append({"target_cycles": int(mid), "cycles": cyc, "fits": fits, "wwidth_max": wmax})
+            tried.append({"target_cycles": int(mid), "cycles": cyc, "fits": fits,
+                          "wwidth_max": wmax, "res_type": res_type})
             if fits:
                 hi_log = math.log(mid)
                 if best_cycles is None or cyc < best_cycles:
-                    best, best_cycles = cand, cyc
+                    best, best_cycles, best_variant = cand, cyc, (wmax, res_type)
             else:
                 lo_log = math.log(mid)
     if best is None:
         return slowest, {"mode": "search", "fits": False, "cycles": hi, "fps": clock_hz / hi, "tried": tried}
     return best, {"mode": "search", "fits": True, "cycles": best_cycles, "fps": clock_hz / best_cycles,
-                  "ceiling": ceiling, "tried": tried}
+                  "ceiling": ceiling, "wwidth_max": best_variant and best_variant[0],
+                  "mvau_res_type": best_variant and best_variant[1], "tried": tried}
 
 
 def apply_target(model, target: Target, board: Board):

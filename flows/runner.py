@@ -33,9 +33,20 @@ def _step_inputs(name: str, cfg: BuildConfig) -> str:
     return ""
 
 
+def code_fingerprint() -> str:
+    """Hash of the build code, so a changed step implementation never reuses stale results."""
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256()
+    for pkg in ("flows", "quantize"):
+        for f in sorted((root / pkg).rglob("*.py")):
+            if f.name not in ("cli.py", "report_html.py", "demo.py", "train.py"):
+                h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def step_keys(cfg: BuildConfig) -> dict[str, str]:
     """The chained key of every step for this config."""
-    keys, prev = {}, "bnn2fpga-v1"
+    keys, prev = {}, code_fingerprint()
     for step in STEPS:
         prev = hashlib.sha256(f"{prev}|{step.name}|{_step_inputs(step.name, cfg)}".encode()).hexdigest()[:16]
         keys[step.name] = prev

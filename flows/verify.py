@@ -155,7 +155,7 @@ def verify_build(build: BuildResult, inputs: InputSet, reference: np.ndarray | N
     finn_env.prepare()
     from qonnx.core.modelwrapper import ModelWrapper
 
-    from flows.transforms.hoist_input_quant import InputQuantSpec
+    from quantize.input_quant import InputQuantSpec
 
     iq = build.info.get("input_quant")
     host_x = InputQuantSpec(**iq).quantize(inputs.x) if iq else inputs.x

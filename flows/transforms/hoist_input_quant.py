@@ -1,8 +1,6 @@
 """HoistInputQuantToHost: move the graph input's quantizer out of the accelerator."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import numpy as np
 from onnx import TensorProto, helper
 from qonnx.core.datatype import DataType
@@ -10,38 +8,9 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
 from qonnx.util.basic import get_by_name
 
+from quantize.input_quant import ROUNDING, InputQuantSpec
 
-@dataclass(frozen=True)
-class InputQuantSpec:
-    """How the host turns float inputs into the accelerator's integers: q = clip(round(x/scale + zp))."""
-
-    scale: float
-    zero_point: float
-    bits: int
-    signed: bool
-    narrow: bool
-    rounding: str  # "ROUND" is round-half-to-even, as Brevitas and QONNX do it
-
-    @property
-    def datatype(self) -> str:
-        """The FINN DataType name of the quantized input."""
-        return f"{'INT' if self.signed else 'UINT'}{self.bits}"
-
-    def quantize(self, x: np.ndarray) -> np.ndarray:
-        """Quantize on the host exactly as the removed Quant node did (float32 math)."""
-        x = np.asarray(x, dtype=np.float32)
-        y = x / np.float32(self.scale) + np.float32(self.zero_point)
-        rounders = {"ROUND": np.round, "FLOOR": np.floor, "CEIL": np.ceil, "ROUND_TO_ZERO": np.fix}
-        y = rounders[self.rounding](y)
-        if self.signed:
-            lo, hi = -(2 ** (self.bits - 1)) + int(self.narrow), 2 ** (self.bits - 1) - 1
-        else:
-            lo, hi = 0, 2**self.bits - 1 - int(self.narrow)
-        return np.clip(y, lo, hi).astype(np.float32)
-
-    def to_dict(self) -> dict:
-        """JSON-friendly form for the sidecar and the board's I/O spec."""
-        return asdict(self)
+__all__ = ["HoistInputQuantToHost", "InputQuantSpec"]
 
 
 class HoistInputQuantToHost(Transformation):
@@ -74,13 +43,16 @@ class HoistInputQuantToHost(Transformation):
             get_by_name(node.attribute, name).i if get_by_name(node.attribute, name) else default
         )
         rounding = get_by_name(node.attribute, "rounding_mode")
+        mode = rounding.s.decode().upper() if rounding else "ROUND"
+        if mode not in ROUNDING or int(np.asarray(bits).reshape(-1)[0]) < 2:
+            return model, False  # a mode the host cannot reproduce: leave it to FINN
         self.spec = InputQuantSpec(
             scale=float(np.asarray(scale).reshape(-1)[0]),
             zero_point=float(np.asarray(zp).reshape(-1)[0]),
             bits=int(np.asarray(bits).reshape(-1)[0]),
             signed=bool(attr("signed", 1)),
             narrow=bool(attr("narrow", 0)),
-            rounding=rounding.s.decode() if rounding else "ROUND",
+            rounding=mode,
         )
         out = node.output[0]
         current = inp
