@@ -99,8 +99,33 @@ def _execute(model, x: np.ndarray, full: bool = False):
     return ctx if full else ctx[oname]
 
 
-def _run_stage(model, xs: np.ndarray) -> np.ndarray:
-    return np.stack([np.asarray(_execute(model, xs[i: i + 1]), dtype=np.float32) for i in range(len(xs))])
+def _run_chunk(path: str, xs: np.ndarray) -> np.ndarray:
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    finn_env.prepare()
+    with finn_env.exact_execution():
+        model = ModelWrapper(path)
+        return np.stack([np.asarray(_execute(model, xs[i: i + 1]), dtype=np.float32) for i in range(len(xs))])
+
+
+def _run_stage(path: Path, xs: np.ndarray, workers: int) -> np.ndarray:
+    # FINN's python execution runs one frame at a time (its HW ops assume batch 1), so
+    # the frames are spread over processes instead.
+    if workers <= 1 or len(xs) < 2 * workers:
+        return _run_chunk(str(path), xs)
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    chunks = np.array_split(xs, workers)
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+        return np.concatenate(list(pool.map(_run_chunk, [str(path)] * workers, chunks)))
+
+
+def default_workers() -> int:
+    """Processes for the ladder: one per core, at most four."""
+    import os
+
+    return max(1, min(4, len(os.sched_getaffinity(0))))
 
 
 def _first_diverging_node(prev, cur, x: np.ndarray) -> str:
@@ -130,7 +155,9 @@ def _parent_with(build: BuildResult, child: Path, tmp: Path):
     parent = ModelWrapper(str(build.out_dir / "dataflow_parent.onnx"))
     for node in parent.get_nodes_by_op_type("StreamingDataflowPartition"):
         getCustomOp(node).set_nodeattr("model", str(runnable))
-    return parent
+    path = tmp / f"parent_{child.name}"
+    parent.save(str(path))
+    return path
 
 
 def _compare(name: str, ref: np.ndarray, out: np.ndarray, kinds: list[str]) -> StageResult:
@@ -150,13 +177,14 @@ def _compare(name: str, ref: np.ndarray, out: np.ndarray, kinds: list[str]) -> S
 
 
 def verify_build(build: BuildResult, inputs: InputSet, reference: np.ndarray | None,
-                 log: Callable[[str], None] = print) -> Verdict:
+                 log: Callable[[str], None] = print, workers: int | None = None) -> Verdict:
     """Run the stage ladder of a finished (Vivado-free) build and compare every stage."""
     finn_env.prepare()
     from qonnx.core.modelwrapper import ModelWrapper
 
     from quantize.input_quant import InputQuantSpec
 
+    workers = default_workers() if workers is None else workers
     iq = build.info.get("input_quant")
     host_x = InputQuantSpec(**iq).quantize(inputs.x) if iq else inputs.x
     verdict = Verdict(inputs=len(inputs.x))
@@ -170,13 +198,13 @@ def verify_build(build: BuildResult, inputs: InputSet, reference: np.ndarray | N
             if not path.exists():
                 verdict.stages.append(StageResult(label, "not run", f"build stopped before '{step}'"))
                 continue
-            model = ModelWrapper(str(path))
             if in_parent:
-                model = _parent_with(build, path, Path(tmp))
+                path = _parent_with(build, path, Path(tmp))
+            model = ModelWrapper(str(path))
             # The exported QONNX still has the input quantizer; later stages take host-quantized integers.
             xs = inputs.x if step == "export" else host_x
             log(f"verify: {label} ({len(xs)} inputs)")
-            out = _run_stage(model, xs)
+            out = _run_stage(path, xs, workers)
             if ref is None:
                 ref = out
                 verdict.stages.append(StageResult(label, "reference", "no PyTorch model; QONNX is the reference",

@@ -3,9 +3,10 @@
 One place decides how a BNN binarizes, pads and takes its input, so that all
 models agree with each other and with the hardware:
 
-* weights: sign(W) in {-1, +1} (scale 1), latent weights clipped to [-1, 1];
-  the straight-through estimator passes the gradient where |W| < 1 (Brevitas'
-  clamped binary quantizer, which is the paper's hard-tanh STE);
+* weights: sign(W) in {-1, +1} (scale 1); Brevitas' quantizer clips the latent
+  weights to [-1, 1] in place on every forward and passes the gradient straight
+  through, and ``clip_latent_weights`` clips them again after each optimizer step,
+  as the paper does;
 * activations: sign(x) in {-1, +1}; x == 0 maps to +1 (Brevitas' and QONNX'
   convention; the CBCNN paper maps 0 to -1. After a float BatchNorm an exact 0
   practically never occurs, and training and hardware use the same rule);
