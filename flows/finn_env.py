@@ -89,7 +89,7 @@ class Tools:
 
 
 def detect_tools() -> Tools:
-    """Look for Vivado / Vitis HLS (env vars, then PATH) and finn-hlslib (FINN_DEPS_DIR)."""
+    """Look for Vivado / Vitis HLS (env vars, then PATH) and finn-hlslib (under FINN_DEPS)."""
 
     def find(env: str, exe: str) -> str | None:
         root = os.environ.get(env)
@@ -98,7 +98,7 @@ def detect_tools() -> Tools:
         return shutil.which(exe)
 
     hlslib = None
-    for root in (os.environ.get("FINN_DEPS_DIR"), os.environ.get("FINN_HLSLIB")):
+    for root in (os.environ.get("FINN_DEPS"), os.environ.get("FINN_HLSLIB")):
         if root:
             for cand in (Path(root) / "finn-hlslib", Path(root)):
                 if (cand / "mvau.hpp").exists():
@@ -106,6 +106,8 @@ def detect_tools() -> Tools:
                     break
     return Tools(
         vivado=find("XILINX_VIVADO", "vivado"),
-        vitis_hls=find("XILINX_HLS", "vitis_hls") or find("XILINX_VITIS", "vitis_hls"),
+        # Up to 2024.1 HLS is vitis_hls; from 2024.2 on it is `vitis-run --mode hls`.
+        vitis_hls=find("XILINX_HLS", "vitis_hls") or find("XILINX_VITIS", "vitis-run")
+        or find("XILINX_VITIS", "vitis_hls"),
         hlslib=hlslib,
     )

@@ -21,6 +21,11 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/bnn2fpg
   echo "setup: $venv is up to date"
   exit 0
 fi
+if [ -x "$venv/bin/bnn2fpga" ] && [ ! -w "$venv" ]; then
+  # The Docker image's environment, used by another user: it cannot change, use it as is.
+  echo "setup: $venv is read-only here; using it as installed"
+  exit 0
+fi
 
 command -v "$python" >/dev/null || { echo "setup: $python not found (Python 3.11 is required)" >&2; exit 1; }
 echo "setup: installing into $venv (first run takes about 3 minutes and 2.3 GB)"
@@ -28,7 +33,8 @@ echo "setup: installing into $venv (first run takes about 3 minutes and 2.3 GB)"
 pip=("$venv/bin/python" -m pip install --disable-pip-version-check --progress-bar off -q)
 
 # 1. The CPU torch first: any later resolver step that sees no torch would pull a CUDA build.
-"${pip[@]}" torch==2.13.0
+# TORCH_INDEX_URL (optional) points this one step at another index, e.g. PyTorch's CPU wheels.
+"${pip[@]}" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} torch==2.13.0
 # 2. finn-plus without its pins (brevitas 0.13.0 breaks on torch 2.13, see requirements.txt).
 "${pip[@]}" --no-deps finn-plus==1.6.1
 # 3. Everything else at the locked versions, with torch held where it is.

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Entry point of the bnn2fpga image: find the mounted Xilinx tools, then run the command.
+# The tools come from the host through these variables (scripts/docker.sh sets them):
+#   XILINX_VIVADO  e.g. /tools/Xilinx/Vivado/2024.2      (required for bitstreams)
+#   XILINX_HLS     e.g. /tools/Xilinx/Vitis_HLS/2023.2   (Vivado <= 2024.1)
+#   XILINX_VITIS   e.g. /tools/Xilinx/Vitis/2024.2       (Vivado >= 2024.2: vitis-run)
+set -euo pipefail
+mkdir -p "$HOME" "${FINN_BUILD_DIR:-/tmp/finn_build}"
+
+missing=()
+if [ -n "${XILINX_VIVADO:-}" ]; then
+  if [ -f "$XILINX_VIVADO/settings64.sh" ]; then
+    # shellcheck disable=SC1091
+    source "$XILINX_VIVADO/settings64.sh" >/dev/null
+  else
+    missing+=("Vivado: XILINX_VIVADO=$XILINX_VIVADO has no settings64.sh (is the folder mounted?)")
+  fi
+else
+  missing+=("Vivado: XILINX_VIVADO is not set (mount your Vivado and set it)")
+fi
+hls_ok=0
+for root in "${XILINX_HLS:-}" "${XILINX_VITIS:-}"; do
+  if [ -n "$root" ] && { [ -x "$root/bin/vitis_hls" ] || [ -x "$root/bin/vitis-run" ]; }; then
+    hls_ok=1
+    export PATH="$root/bin:$PATH"
+  fi
+done
+[ "$hls_ok" = 1 ] || missing+=("Vitis HLS: set XILINX_HLS (Vitis_HLS/<version>) or XILINX_VITIS (Vitis/<version>) to a mounted install")
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "bnn2fpga image: Xilinx tools not found; Vivado-free steps still run, bitstream steps will stop:" >&2
+  for m in "${missing[@]}"; do echo "  - $m" >&2; done
+fi
+# Run the mounted checkout's code, not the copy the image was built from.
+if [ -d /work/flows ]; then export PYTHONPATH="/work${PYTHONPATH:+:$PYTHONPATH}"; fi
+exec "$@"
