@@ -144,12 +144,27 @@ def step_tidy_up(model, ctx: Context):
     return _finn("step_tidy_up")(model, ctx.finn_cfg)
 
 
-def step_streamline(model, ctx: Context):
-    """Our bipolar-padding fix, then FINN's streamlining into integer thresholds."""
+def _pre_streamline() -> list:
+    # Our transformations that must run right before FINN's streamlining, in order. A
+    # model family that needs graph surgery FINN lacks adds its transformation here.
     from flows.transforms.absorb_bipolar_pad import AbsorbBipolarPadIntoConv
 
-    model = model.transform(AbsorbBipolarPadIntoConv())
-    return _finn("step_streamline")(model, ctx.finn_cfg)
+    return [AbsorbBipolarPadIntoConv]
+
+
+def _post_streamline() -> list:
+    # Our transformations that run after FINN's streamlining, before hardware conversion.
+    return []
+
+
+def step_streamline(model, ctx: Context):
+    """Our graph fixes, FINN's streamlining into integer thresholds, then our clean-ups."""
+    for transform in _pre_streamline():
+        model = model.transform(transform())
+    model = _finn("step_streamline")(model, ctx.finn_cfg)
+    for transform in _post_streamline():
+        model = model.transform(transform())
+    return model
 
 
 def step_convert_to_hw(model, ctx: Context):

@@ -1,6 +1,7 @@
 """The model zoo: one registry, looked up by name like timm's ``create_model``.
 
-A model is added by one file in ``quantize/models/`` plus one ``register`` call here.
+A model is added by one file in ``quantize/models/`` that calls ``register`` for each
+of its variants; nothing else changes.
 """
 from __future__ import annotations
 
@@ -98,8 +99,15 @@ _loaded = False
 
 
 def _load_zoo() -> None:
-    # Import lazily so that `import quantize.registry` stays cheap and cycle-free.
+    # Every module in quantize/models registers its own models when imported (as timm's
+    # model files do); importing lazily keeps `import quantize.registry` cheap and cycle-free.
     global _loaded
     if not _loaded:
         _loaded = True
-        import quantize.zoo  # noqa: F401  (registers the models)
+        import importlib
+        import pkgutil
+
+        import quantize.models
+
+        for mod in sorted(m.name for m in pkgutil.iter_modules(quantize.models.__path__)):
+            importlib.import_module(f"quantize.models.{mod}")
