@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from brevitas.core.scaling import ScalingImplType
-from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
+from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear, QuantReLU
 from brevitas.quant import SignedBinaryActPerTensorConst, SignedBinaryWeightPerTensorConst
 from brevitas.quant.scaled_int import Uint8ActPerTensorFloat
 
@@ -107,3 +107,38 @@ def keep_bn_scale_positive(bns: list[nn.Module], floor: float = 1e-3) -> None:
     with torch.no_grad():
         for bn in bns:
             bn.weight.clamp_(min=floor)
+
+
+# --- k-bit integer layers (for the non-binary parts of hybrid networks) ---------------
+
+
+def int_conv(cin: int, cout: int, kernel: int = 3, stride: int = 1, padding: int = 0,
+             weight_bits: int = 4, bias: bool = False) -> QuantConv2d:
+    """A convolution with signed k-bit per-tensor weights (Brevitas' default int quantizer).
+
+    Implicit zero padding is exact here: 0 is a code of every integer activation type.
+    """
+    return QuantConv2d(cin, cout, kernel, stride=stride, padding=padding, bias=bias,
+                       weight_bit_width=weight_bits)
+
+
+def int_linear(cin: int, cout: int, weight_bits: int = 4, bias: bool = False) -> QuantLinear:
+    """A fully connected layer with signed k-bit per-tensor weights."""
+    return QuantLinear(cin, cout, bias=bias, weight_bit_width=weight_bits)
+
+
+def int_relu(bits: int = 4) -> QuantReLU:
+    """ReLU followed by an unsigned k-bit quantizer with a learned scale."""
+    return QuantReLU(bit_width=bits, return_quant_tensor=False)
+
+
+def int_act(bits: int = 4, signed: bool = True) -> QuantIdentity:
+    """A k-bit activation quantizer with a learned scale.
+
+    Use ONE instance on both inputs of a residual add: FINN adds two streams only when
+    they share a scale, which a shared quantizer guarantees.
+    """
+    from brevitas.quant.scaled_int import Int8ActPerTensorFloat, Uint8ActPerTensorFloat
+
+    quant = Int8ActPerTensorFloat if signed else Uint8ActPerTensorFloat
+    return QuantIdentity(act_quant=quant, bit_width=bits, return_quant_tensor=False)

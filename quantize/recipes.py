@@ -113,8 +113,19 @@ _CBCNN_MNIST = _CBCNN_GTSRB.replace(name="cbcnn-mnist", epochs=500, batch_size=5
 RECIPES: dict[str, Recipe] = {r.name: r for r in (_CBCNN_GTSRB, _CBCNN_MNIST)}
 
 
+def register_recipe(recipe: Recipe) -> Recipe:
+    """Add a recipe (model files register their paper's recipe next to the model)."""
+    if recipe.name in RECIPES and RECIPES[recipe.name] != recipe:
+        raise ValueError(f"recipe {recipe.name!r} registered twice")
+    RECIPES[recipe.name] = recipe
+    return recipe
+
+
 def get_recipe(name: str) -> Recipe:
     """The recipe called ``name``; unknown names list the valid ones."""
+    from quantize.registry import model_names
+
+    model_names()  # importing the model files registers their recipes
     if name not in RECIPES:
         raise ValueError(f"unknown recipe {name!r}; valid recipes: {', '.join(sorted(RECIPES))}")
     return RECIPES[name]
