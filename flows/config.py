@@ -111,9 +111,14 @@ def make_config(
         raise UserError("give either a model name or --onnx FILE (not both)")
     if model is not None:
         try:
-            model = get_spec(model).name
+            spec = get_spec(model)
         except UnknownModelError as e:
             raise UserError(str(e)) from None
+        if not spec.deployable:
+            hint = f"; build '{spec.deployable_variant}' instead" if spec.deployable_variant else ""
+            raise UserError(f"'{spec.name}' is the paper-faithful model with float parts and cannot "
+                            f"become hardware{hint}")
+        model = spec.name
     if onnx is not None and ckpt is not None:
         raise UserError("--ckpt goes with a model name, not with --onnx")
     for label, path in (("checkpoint", ckpt), ("ONNX file", onnx), ("folding file", folding)):

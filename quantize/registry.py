@@ -35,6 +35,10 @@ class ModelSpec:
     description: str
     datasets: tuple[str, ...] = ()  # other datasets the same shape fits
     aliases: tuple[str, ...] = field(default=())
+    # Paper-faithful variants with float parts train and compare accuracy but cannot
+    # become hardware; builds of them stop at once and point to the deployable variant.
+    deployable: bool = True
+    deployable_variant: str | None = None
 
     @property
     def num_classes(self) -> int:
