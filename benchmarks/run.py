@@ -1,0 +1,187 @@
+"""``make bench``: slow measurements kept out of the test suite.
+
+Writes build/bench/bench.json and bench.md and refreshes the table between the
+bench markers in README.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BOARDS = ("pynq-z2", "zcu104")
+
+
+def _quiet():
+    from flows.cli import _finn_output_to
+
+    return _finn_output_to(Path(tempfile.gettempdir()) / "bnn2fpga-bench-finn.log")
+
+
+def bench_training(log) -> dict:
+    """Training throughput: cbcnn-mnist on digits (real loop) and cbcnn-gtsrb steps on random batches."""
+    import torch
+
+    from quantize.recipes import get_recipe, make_loss
+    from quantize.registry import create_model
+    from quantize.train import TrainConfig, train, train_step
+
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        res = train(TrainConfig(model="cbcnn-mnist", dataset="digits", epochs=2, out_dir=Path(tmp),
+                                progress=False), log=lambda m: None)
+    out["cbcnn-mnist digits (2 epochs)"] = {"images_per_s": res.images_per_s, "test_acc": res.test_acc}
+    model = create_model("cbcnn-gtsrb").train()
+    recipe = get_recipe("cbcnn-gtsrb")
+    opt = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+    loss = make_loss(recipe.loss)
+    x = torch.randint(0, 256, (recipe.batch_size, 1, 32, 32)).float()
+    y = torch.randint(0, 43, (recipe.batch_size,))
+    train_step(model, opt, loss, x, y)  # warm-up
+    t0, steps = time.time(), 5
+    for _ in range(steps):
+        train_step(model, opt, loss, x, y)
+    out[f"cbcnn-gtsrb (batch {recipe.batch_size}, random data)"] = {
+        "images_per_s": steps * recipe.batch_size / (time.time() - t0)}
+    for k, v in out.items():
+        log(f"train  {k}: {v['images_per_s']:,.0f} images/s")
+    return out
+
+
+def bench_export(models, log) -> dict:
+    """Wall time of the QONNX export of each zoo model (untrained weights)."""
+    from quantize.export import export_model
+
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in models:
+            t0 = time.time()
+            export_model(name, Path(tmp) / f"{name}.onnx")
+            out[name] = time.time() - t0
+            log(f"export {name}: {out[name]:.1f} s")
+    return out
+
+
+def bench_qonnx_to_verified(model: str, inputs: int, log) -> dict:
+    """QONNX file -> verified estimate report: the Vivado-free build plus the bit-exact ladder."""
+    from flows.config import make_config
+    from flows.runner import run_build
+    from flows.verify import make_inputs, verify_build
+    from quantize.export import export_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx = export_model(model, Path(tmp) / "model.onnx").onnx
+        t0 = time.time()
+        with _quiet():
+            result = run_build(make_config(onnx=onnx, board="pynq-z2", out_dir=Path(tmp) / "b", until="estimate"),
+                               log=lambda m: None)
+            t_build = time.time() - t0
+            from qonnx.core.modelwrapper import ModelWrapper
+
+            m = ModelWrapper(str(onnx))
+            shape = tuple(m.get_tensor_shape(m.graph.input[0].name))[1:]
+            ins = make_inputs(shape, inputs, result.info.get("input_quant"), None)
+            verdict = verify_build(result, ins, None, log=lambda m: None)
+        total = time.time() - t0
+    out = {"model": model, "inputs": len(ins.x), "build_s": t_build, "total_s": total, "verdict": verdict.verdict}
+    log(f"qonnx->verified estimate {model}: build {t_build:.1f} s, total {total:.1f} s "
+        f"({len(ins.x)} inputs, {verdict.verdict})")
+    return out
+
+
+def bench_estimates(models, log) -> list[dict]:
+    """Folding search result per model and board."""
+    from flows.config import make_config
+    from flows.report import load_report
+    from flows.runner import run_build
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in models:
+            for board in BOARDS:
+                out = Path(tmp) / f"{name}-{board}"
+                t0 = time.time()
+                with _quiet():
+                    result = run_build(make_config(model=name, board=board, out_dir=out, until="estimate"),
+                                       log=lambda m: None)
+                rep = load_report(out)
+                perf, tot, res = rep["performance"], rep["totals"], rep["board"]["resources"]
+                row = {"model": name, "board": board, "fps": perf["fps"], "latency_ms": perf["latency_ms"],
+                       "LUT": tot["LUT"], "LUT_pct": tot["LUT"] / res["LUT"],
+                       "BRAM18": tot["BRAM_18K"], "BRAM_pct": tot["BRAM_18K"] / (2 * res["BRAM36"]),
+                       "DSP": tot["DSP"], "bottleneck": perf["bottleneck"],
+                       "fits": result.info["fit"]["fits"], "seconds": time.time() - t0}
+                rows.append(row)
+                log(f"estimate {name} on {board}: {row['fps']:,.0f} FPS, LUT {row['LUT_pct']:.0%}, "
+                    f"BRAM {row['BRAM_pct']:.0%}, DSP {row['DSP']:.0f} ({row['seconds']:.0f} s)")
+    return rows
+
+
+def markdown(results: dict) -> str:
+    """The README table."""
+    lines = [
+        "| model | board | est. FPS | latency | LUT | BRAM18 | DSP | bottleneck |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for r in results["estimates"]:
+        lines.append(f"| {r['model']} | {r['board']} | {r['fps']:,.0f} | {r['latency_ms']:.2f} ms | "
+                     f"{r['LUT']:,.0f} ({r['LUT_pct']:.0%}) | {r['BRAM18']:,.0f} ({r['BRAM_pct']:.0%}) | "
+                     f"{r['DSP']:,.0f} | {r['bottleneck']} |")
+    q = results["qonnx_to_verified"]
+    lines += ["", f"Folding search at the default 85% ceiling, board clock 100 MHz. "
+              f"QONNX -> verified estimate for {q['model']}: {q['total_s']:.0f} s "
+              f"(build {q['build_s']:.0f} s + {q['inputs']}-input bit-exact ladder: {q['verdict']}). "
+              "Training: " + ", ".join(f"{k} {v['images_per_s']:,.0f} images/s" for k, v in results["training"].items())
+              + ". Export: " + ", ".join(f"{k} {v:.1f} s" for k, v in results["export"].items()) + ". "
+              f"Measured {results['date']} on {results['machine']}."]
+    return "\n".join(lines)
+
+
+def update_readme(table: str) -> None:
+    """Replace the text between the bench markers in README.md."""
+    readme = REPO / "README.md"
+    text = readme.read_text()
+    new = re.sub(r"(<!-- bench:start -->\n).*?(\n<!-- bench:end -->)", lambda m: m.group(1) + table + m.group(2),
+                 text, flags=re.S)
+    readme.write_text(new)
+
+
+def main(argv=None) -> int:
+    """Run every benchmark and write the results."""
+    import os
+
+    from flows import finn_env
+    from quantize.registry import get_spec, model_names
+
+    ap = argparse.ArgumentParser(prog="make bench")
+    ap.add_argument("--out", default="build/bench")
+    ap.add_argument("--inputs", type=int, default=10, help="ladder inputs of each kind for the timing run")
+    args = ap.parse_args(argv)
+    finn_env.prepare()
+    log = lambda m: print(m, flush=True)  # noqa: E731
+    models = [n for n in model_names() if get_spec(n).deployable]
+    results = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{os.cpu_count()} cores, no Vivado",
+        "training": bench_training(log),
+        "export": bench_export(models, log),
+        "qonnx_to_verified": bench_qonnx_to_verified("cbcnn-gtsrb", args.inputs, log),
+        "estimates": bench_estimates(models, log),
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps(results, indent=2))
+    table = markdown(results)
+    (out / "bench.md").write_text(table + "\n")
+    update_readme(table)
+    log(f"wrote {out / 'bench.json'}, {out / 'bench.md'} and the table in README.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
