@@ -205,8 +205,8 @@ def cmd_verify(args) -> int:
     add_section(cfg.out_dir, "steps", _steps_section(load_state(cfg.out_dir)))
     from qonnx.core.modelwrapper import ModelWrapper
 
-    shape = tuple(ModelWrapper(str(result.model_path("export"))).get_tensor_shape(
-        ModelWrapper(str(result.model_path("export"))).graph.input[0].name))[1:]
+    exported = ModelWrapper(str(result.model_path("export")))
+    shape = tuple(exported.get_tensor_shape(exported.graph.input[0].name))[1:]
     real = _real_inputs(args, cfg.source.model, args.inputs)
     inputs = make_inputs(shape, args.inputs, result.info.get("input_quant"), real, seed=args.seed)
     _log(f"verify: {len(inputs.x)} inputs ({args.inputs} random, {0 if real is None else min(args.inputs, len(real))} "

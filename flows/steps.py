@@ -97,17 +97,19 @@ def step_export(model, ctx: Context):
         exported = export_model(src.model, dst, src.ckpt)
         ctx.info["sidecar"] = json.loads(exported.sidecar.read_text())
     else:
+        import onnx
+
         dst.parent.mkdir(parents=True)
-        shutil.copy(src.onnx, dst)
-        data = Path(str(src.onnx) + ".data")
-        if data.exists():
-            shutil.copy(data, Path(str(dst) + ".data"))
+        try:
+            # Loading resolves external weight files (torch writes <name>.onnx.data) relative
+            # to the user's file; saving embeds them, so the build folder is self-contained.
+            onnx.save(onnx.load(str(src.onnx)), str(dst))
+        except Exception as e:  # onnx raises DecodeError & co. for a corrupt file
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise UserError(f"cannot read ONNX file {src.onnx}: {msg}") from None
         sidecar = src.onnx.with_suffix(".json")
         ctx.info["sidecar"] = json.loads(sidecar.read_text()) if sidecar.exists() else {}
-    try:
-        return ModelWrapper(str(dst))
-    except Exception as e:  # onnx raises DecodeError & co. for a corrupt file
-        raise UserError(f"cannot read ONNX file {src.onnx or dst}: {str(e).splitlines()[0]}") from None
+    return ModelWrapper(str(dst))
 
 
 def step_qonnx_to_finn(model, ctx: Context):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import shutil
@@ -133,11 +134,13 @@ def export_qonnx(model: nn.Module, spec: ModelSpec, out: Path, info: dict | None
 @contextlib.contextmanager
 def _quiet_torch_export():
     # torch's exporter warns about every torchvision op it cannot register; we use none.
+    # Its progress lines ("[torch.onnx] ...") are printed; the CLI shows its own.
     logger = logging.getLogger("torch.onnx")
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:
-        yield
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
     finally:
         logger.setLevel(level)
 

@@ -159,3 +159,23 @@ def test_op_finn_cannot_map_fails_at_first_step_naming_the_node(tmp_path):
     with pytest.raises(UserError, match=r"node 'Abs_0' \(op Abs\) cannot be mapped to hardware"):
         run_build(cfg, log=lambda m: None)
     assert load_state(tmp_path / "out")["keys"].keys() == {"export"}
+
+
+def test_user_onnx_with_external_weights_is_copied_whole(tmp_path):
+    """torch writes big weights to <name>.onnx.data; the build must still find them."""
+    import onnx
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from quantize.export import export_model
+
+    exported = export_model("cbcnn-mnist", tmp_path / "user" / "mine.onnx")
+    assert (tmp_path / "user" / "mine.onnx.data").exists()  # the case under test
+    cfg = make_config(onnx=exported.onnx, board="pynq-z2", out_dir=tmp_path / "out", until="export")
+    result = run_build(cfg, log=lambda m: None)
+    copied = ModelWrapper(str(result.model_path("export")))
+    original = onnx.load(str(exported.onnx))
+    names = {i.name for i in original.graph.initializer}
+    assert names and names <= {i.name for i in copied.graph.initializer}
+    w = next(i.name for i in original.graph.initializer if "conv" in i.name)
+    assert np.array_equal(copied.get_initializer(w), onnx.numpy_helper.to_array(
+        next(i for i in original.graph.initializer if i.name == w), base_dir=str(tmp_path / "user")))
