@@ -168,13 +168,20 @@ def augment(
     zoom: float = 0.0,
     shift: float = 0.0,
     generator: torch.Generator | None = None,
+    hflip: float = 0.0,
+    crop: int = 0,
 ) -> torch.Tensor:
     """Random affine jitter of a float NCHW batch of integer pixels; the result stays integer 0..255.
 
     Per image: rotation uniform in +-``rotation`` degrees, horizontal and vertical
     zoom each uniform in 1 +- ``zoom``, shift uniform in +- ``shift`` of the size.
     Pixels outside the image repeat the border, as Keras' ImageDataGenerator does.
+    Before that (torchvision's order): a horizontal flip with probability ``hflip``
+    and a random full-size crop of the image zero-padded by ``crop`` pixels.
     """
+    images = _flip_and_crop(images, hflip, int(crop), generator)
+    if not (rotation or zoom or shift):
+        return images
     n, c, h, w = images.shape
 
     def uniform() -> torch.Tensor:
@@ -196,6 +203,22 @@ def augment(
     out = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
     # The accelerator only ever sees integer pixels, so training must too.
     return torch.round(out).clamp_(0, 255)
+
+
+def _flip_and_crop(images: torch.Tensor, hflip: float, crop: int, generator) -> torch.Tensor:
+    # Draws nothing when both are off, so recipes without them see the same random stream.
+    n, c, h, w = images.shape
+    if hflip:
+        flip = torch.rand(n, generator=generator) < hflip
+        images = torch.where(flip.view(n, 1, 1, 1), images.flip(3), images)
+    if crop:
+        padded = F.pad(images, (crop,) * 4)  # zeros, as torchvision's RandomCrop(padding=crop)
+        dy = torch.randint(0, 2 * crop + 1, (n, 1), generator=generator)
+        dx = torch.randint(0, 2 * crop + 1, (n, 1), generator=generator)
+        rows = (dy + torch.arange(h)).view(n, 1, h, 1).expand(n, c, h, w)
+        cols = (dx + torch.arange(w)).view(n, 1, 1, w).expand(n, c, h, w)
+        images = padded[torch.arange(n).view(n, 1, 1, 1), torch.arange(c).view(1, c, 1, 1), rows, cols]
+    return images
 
 
 def load_checkpoint(path: str | Path, model: str | None = None) -> tuple[nn.Module, dict]:
@@ -487,7 +510,9 @@ def _read_checkpoint(path: Path) -> dict:
         # weights_only: a checkpoint is data, so a downloaded one cannot run code.
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise CheckpointError(f"{path}: not a readable checkpoint ({_first_line(e)})") from e
+        # torch's own message is long and about its loader's options, not the file.
+        raise CheckpointError(f"{path}: not a readable checkpoint (corrupt, truncated or not written "
+                              f"by 'bnn2fpga train'; {type(e).__name__})") from e
     if not isinstance(ckpt, dict) or not {"model", "state_dict"} <= set(ckpt):
         raise CheckpointError(f"{path}: not a bnn2fpga checkpoint (no 'model' and 'state_dict' entries)")
     return ckpt
