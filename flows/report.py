@@ -49,8 +49,7 @@ def write_estimate(model, ctx) -> Path:
         "board": {"name": board.name, "part": board.part, "clock_mhz": board.clock_mhz,
                   "resources": board.resources.as_dict()},
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "folding": {**{k: v for k, v in ctx.info.get("folding", {}).items() if k != "tried"},
-                    "ceiling": ctx.cfg.target.ceiling},
+        "folding": _folding_section(ctx),
         "layers": layers,
         "totals": totals,
         "performance": {
@@ -65,6 +64,15 @@ def write_estimate(model, ctx) -> Path:
                  "post": ctx.info.get("host_post")},
     })
     return save_report(ctx.out_dir, report)
+
+
+def _folding_section(ctx) -> dict:
+    fold = {k: v for k, v in ctx.info.get("folding", {}).items() if k != "tried"}
+    labels = {"search": "search (fastest that fits)", "fps": "FPS target", "file": "folding file"}
+    source = labels.get(fold.get("mode"), fold.get("mode"))
+    if fold.get("mode") == "file":
+        source = f"{source} {Path(fold.get('file', '')).name}"
+    return {**fold, "source": source, "target_fps": ctx.cfg.target.fps, "ceiling": ctx.cfg.target.ceiling}
 
 
 def report_dir(out_dir: Path) -> Path:
