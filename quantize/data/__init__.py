@@ -68,6 +68,20 @@ def check_split(split: str) -> None:
         raise DatasetError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
 
 
+def read_pickled_dict(path: Path) -> dict:
+    """A pickled dict from a dataset file (Python 2 pickles too: bytes keys are kept as bytes)."""
+    import pickle
+
+    try:
+        with open(path, "rb") as f:
+            d = pickle.load(f, encoding="bytes")
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError) as e:
+        raise DatasetError(f"{path}: cannot unpickle ({e})") from None
+    if not isinstance(d, dict):
+        raise DatasetError(f"{path}: expected a pickled dict, got {type(d).__name__}")
+    return d
+
+
 def stratified_split(
     labels: np.ndarray, test_fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import DatasetError, ImageSet, check_split
+from . import DatasetError, ImageSet, check_split, read_pickled_dict
 
 __all__ = ["load_cifar10", "load_cifar100"]
 
@@ -18,15 +17,8 @@ _ROW_BYTES = 32 * 32 * 3
 def _unpickle(path: Path) -> dict:
     if not path.is_file():
         raise DatasetError(f"{path}: CIFAR file missing")
-    try:
-        with open(path, "rb") as f:
-            # The batches were pickled by Python 2: keys and names are bytes.
-            d = pickle.load(f, encoding="bytes")
-    except (OSError, pickle.UnpicklingError, EOFError, ValueError) as e:
-        raise DatasetError(f"{path}: cannot unpickle ({e})") from None
-    if not isinstance(d, dict):
-        raise DatasetError(f"{path}: expected a pickled dict, got {type(d).__name__}")
-    return d
+    # The batches were pickled by Python 2: keys and names are bytes.
+    return read_pickled_dict(path)
 
 
 def _get(d: dict, key: str, path: Path) -> Any:

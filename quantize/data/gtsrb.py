@@ -13,12 +13,11 @@ Two layouts are understood:
 from __future__ import annotations
 
 import csv
-import pickle
 from pathlib import Path
 
 import numpy as np
 
-from . import DatasetError, ImageSet, check_split
+from . import DatasetError, ImageSet, check_split, read_pickled_dict
 from .folders import read_rgb
 
 __all__ = ["GTSRB_CLASS_NAMES", "load_gtsrb"]
@@ -148,13 +147,7 @@ def _get(d: dict, key: str):
 
 
 def _load_pickle(path: Path) -> ImageSet:
-    try:
-        with open(path, "rb") as f:
-            d = pickle.load(f, encoding="bytes")
-    except (OSError, pickle.UnpicklingError, EOFError, ValueError) as e:
-        raise DatasetError(f"{path}: cannot unpickle ({e})") from None
-    if not isinstance(d, dict):
-        raise DatasetError(f"{path}: expected a pickled dict, got {type(d).__name__}")
+    d = read_pickled_dict(path)
     features, labels = _get(d, "features"), _get(d, "labels")
     if features is None or labels is None:
         raise DatasetError(f"{path}: pickle lacks 'features' or 'labels'")
