@@ -1,9 +1,9 @@
 """The cosim harness: the same inputs through every stage, compared bit for bit.
 
 Stages: Brevitas (reference) -> QONNX -> FINN-ONNX -> tidy -> streamlined -> hardware
-layers -> dataflow partition -> specialized -> folded, then HLS cppsim and stitched-IP
-rtlsim where their tools exist. A stage whose tools are absent is "not run", never
-"passed". Outputs are the accelerator's integer outputs, so equality is exact.
+layers -> dataflow partition -> specialized -> folded -> rtlsim (Verilator: the folded
+graph as our RTL), then HLS cppsim and stitched-IP rtlsim where their tools exist. A
+stage whose tools are absent is "not run", never "passed". Outputs are the accelerator's integer outputs, so equality is exact.
 """
 from __future__ import annotations
 
@@ -217,6 +217,10 @@ def verify_build(build: BuildResult, inputs: InputSet, reference: np.ndarray | N
                 res.detail += f"; first diverging node: {_first_diverging_node(prev_model, model, xs[i:i + 1])}"
             verdict.stages.append(res)
             prev_model, prev_x = model, xs
+        # The folded dataflow graph as our stitched RTL under Verilator (hw/sim/ladder.py).
+        from hw.sim.ladder import rtlsim_stage
+
+        verdict.stages.append(rtlsim_stage(build, host_x, ref, inputs.kinds, log))
     verdict.stages += tool_stages()
     return verdict
 

@@ -139,7 +139,7 @@ class MVTU:
         return words
 
     def params(self, prefix: str) -> dict:
-        """Parameters of xnor_mvtu for this layer."""
+        """Parameters of xnor_mvtu for this layer (memory files named ``<prefix>_*.dat``)."""
         return {
             "MW": self.mw, "MH": self.mh, "PE": self.pe, "SIMD": self.simd, "XNOR": int(self.xnor),
             "IN_BITS": self.in_bits, "IN_SIGNED": int(self.in_signed), "ACC_BITS": self.acc_bits,
@@ -149,9 +149,14 @@ class MVTU:
             "RAM_STYLE_THRESH": self.ram_style_thresh,
         }
 
-    def layer(self, name: str, exp_cycles: int | None = None) -> LayerRTL:
-        """The layer as RTL: wrapper module ``<name>`` around xnor_mvtu, and its memories."""
+    def layer(self, name: str, exp_cycles: int | None = None, mem_dir=None) -> LayerRTL:
+        """The layer as RTL: wrapper module ``<name>`` around xnor_mvtu, and its memories.
+
+        The wrapper names its memory files bare (found in the simulation's working
+        folder) or, with ``mem_dir``, by absolute path there (for Vivado).
+        """
         top = name
+        prefix = str(mem_dir / name) if mem_dir else name
         in_bits, out_bits = self.simd * self.in_bits, self.pe * self.out_bits
         mems = {f"{name}_weights.dat": hex_lines(self.weight_words(), self.pe * self.simd)}
         if self.thr is not None:
@@ -164,7 +169,7 @@ class MVTU:
             out_elems=self.pe, out_elem_bits=self.out_bits,
             in_beats=self.sf * self.n_vectors, out_beats=self.nf * self.n_vectors,
             exp_cycles=cycles if exp_cycles is None else exp_cycles,
-            sources={f"{top}.sv": stream_wrapper(top, "xnor_mvtu", self.params(name), in_bits, out_bits)},
+            sources={f"{top}.v": stream_wrapper(top, "xnor_mvtu", self.params(prefix), in_bits, out_bits)},
             library=[RTL_DIR / "bnn_rom.sv", RTL_DIR / "xnor_mvtu.sv"],
             mem_files=mems,
         )

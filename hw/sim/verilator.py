@@ -113,7 +113,10 @@ def build(top: str, sources: list[Path], ports: Ports, jobs: int = 2) -> Simulat
         ]
         _check(subprocess.run(cmd, env=_env(), capture_output=True, text=True, cwd=work), f"verilator on {top}")
         runtime = _reuse_runtime(obj)
-        _check(subprocess.run(["make", "-s", "-C", str(obj), "-f", f"V{top}.mk", f"-j{jobs}"], env=_env(),
+        # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so split builds (large
+        # designs) would hand g++ the precompiled header as an input file; -include is GCC's flag.
+        _check(subprocess.run(["make", "-s", "-C", str(obj), "-f", f"V{top}.mk", f"-j{jobs}",
+                               "CFG_CXXFLAGS_PCH_I=-include"], env=_env(),
                               capture_output=True, text=True), f"C++ build of {top}")
         if not (work / "sim").exists():
             raise RuntimeError(f"C++ build of {top} produced no executable")

@@ -1,0 +1,65 @@
+"""Our FINN custom ops, registered with FINN/QONNX on import, and the switch that selects them.
+
+Import this module before loading a model that uses them (the verify ladder does).
+"""
+from __future__ import annotations
+
+from qonnx.transformation.base import Transformation
+
+from hw.finn_ops.mvau_xnor_rtl import MVAUXnor, MVAUXnor_rtl
+
+RTL_DOMAIN = "finn.custom_op.fpgadataflow.rtl"
+HW_DOMAIN = "finn.custom_op.fpgadataflow"
+
+
+def _register() -> None:
+    import finn.custom_op.fpgadataflow as hw
+    import finn.custom_op.fpgadataflow.rtl as rtl
+    from qonnx.custom_op.registry import add_op_to_domain
+
+    # FINN's flows recognise RTL nodes by this exact domain, so the op joins FINN's
+    # RTL module; the generic twin lets DespecializeForPython strip the suffix.
+    rtl.custom_op["MVAUXnor_rtl"] = MVAUXnor_rtl
+    hw.custom_op["MVAUXnor"] = MVAUXnor
+    add_op_to_domain(RTL_DOMAIN, MVAUXnor_rtl)
+    add_op_to_domain(HW_DOMAIN, MVAUXnor)
+
+
+_register()
+
+
+class UseXnorRTL(Transformation):
+    """Switch specialized binary MVAUs to MVAUXnor_rtl (our RTL) instead of MVAU_hls.
+
+    Per layer through FINN's implementation style: a node whose ``preferred_impl_style``
+    is "rtl" (FINN's own RTL MVAU cannot take 1-bit operands and falls back to HLS) is
+    switched; with ``all_binary=True`` every eligible node is. Eligible: constant
+    weights that are binary in binaryXnorMode or bipolar with integer inputs.
+    """
+
+    def __init__(self, all_binary: bool = False):
+        super().__init__()
+        self.all_binary = all_binary
+
+    def apply(self, model):
+        """Rewrite op type, domain and memory mode of eligible MVAU_hls nodes."""
+        from qonnx.custom_op.registry import getCustomOp
+
+        from hw.rtlgen.from_finn import Unsupported, mvtu_from_node
+
+        for node in model.graph.node:
+            if node.op_type != "MVAU_hls":
+                continue
+            inst = getCustomOp(node)
+            if not (self.all_binary or inst.get_nodeattr("preferred_impl_style") == "rtl"):
+                continue
+            try:
+                mvtu_from_node(model, node)
+            except Unsupported:
+                continue
+            node.op_type, node.domain = "MVAUXnor_rtl", RTL_DOMAIN
+            getCustomOp(node).set_nodeattr("mem_mode", "internal_embedded")
+        return model, False
+
+
+__all__ = ["MVAUXnor", "MVAUXnor_rtl", "UseXnorRTL"]

@@ -1,0 +1,105 @@
+"""MVAUXnor_rtl: FINN's MVAU with binary weights implemented by our hw/rtl/xnor_mvtu.sv.
+
+FINN has binary (XNOR-popcount) matrix-vector layers only in HLS. This op keeps
+FINN's MVAU attributes, shapes, folding, estimates and Python execution (it *is*
+an MVAU) and adds what an RTL backend must provide: ``generate_hdl`` writes a
+Verilog wrapper, our SystemVerilog and the weight/threshold memory files into
+``code_gen_dir_ipgen``, and ``code_generation_ipi`` adds them to Vivado's block
+design the way FINN's other RTL layers do, so FINN's stitching (CreateStitchedIP)
+instantiates it like any ``*_rtl`` node. Weights are embedded (mem_mode
+internal_embedded): there is no weight stream port.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from finn.custom_op.fpgadataflow.matrixvectoractivation import MVAU
+from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
+
+
+class MVAUXnor(MVAU):
+    """The generic (unspecialized) twin: exactly FINN's MVAU, for Python execution."""
+
+
+class MVAUXnor_rtl(MVAU, RTLBackend):
+    """Binary-weight MVAU as RTL (xnor_mvtu), selectable per layer instead of MVAU_hls."""
+
+    def get_nodeattr_types(self):
+        """MVAU's attributes plus RTLBackend's, with weights embedded in the layer."""
+        attrs = MVAU.get_nodeattr_types(self)
+        attrs.update(RTLBackend.get_nodeattr_types(self))
+        attrs["mem_mode"] = ("s", False, "internal_embedded", {"internal_embedded"})
+        return attrs
+
+    def execute_node(self, context, graph):
+        """Python execution (FINN's MVAU), or our Verilator simulation with exec_mode 'rtlsim'."""
+        if self.get_nodeattr("exec_mode") != "rtlsim":
+            return MVAU.execute_node(self, context, graph)
+        return self._execute_verilator(context)
+
+    def _execute_verilator(self, context):
+        import numpy as np
+        from qonnx.core.modelwrapper import ModelWrapper
+
+        from hw.sim.graph_sim import decode, encode
+        from hw.sim.layer_sim import simulate
+
+        node = self.onnx_node
+        m = self._mvtu(ModelWrapper(self._model_for(context)))
+        x = encode(context[node.input[0]], self.get_input_datatype(0)).reshape(-1, self.get_nodeattr("SIMD"))
+        odt = self.get_output_datatype()
+        run = simulate(m.layer(node.name), x, odt.signed() and odt.name != "BIPOLAR")
+        out = decode(run.out, odt).astype(np.float32)
+        context[node.output[0]] = out.reshape(context[node.output[0]].shape)
+
+    def _model_for(self, context):
+        # A one-node model carrying this node's initializers, for the MVTU builder.
+        from onnx import TensorProto, helper
+        from qonnx.util.basic import qonnx_make_model
+
+        node = self.onnx_node
+        inits = [helper.make_tensor(t, TensorProto.FLOAT, context[t].shape, context[t].flatten())
+                 for t in node.input[1:]]
+        vi = lambda t: helper.make_tensor_value_info(t, TensorProto.FLOAT, context[t].shape)  # noqa: E731
+        g = helper.make_graph([node], "one", [vi(node.input[0])], [vi(node.output[0])], inits)
+        return qonnx_make_model(g)
+
+    def _mvtu(self, model):
+        from hw.rtlgen.from_finn import mvtu_from_node
+
+        return mvtu_from_node(model, self.onnx_node)
+
+    def generate_hdl(self, model, fpgapart, clk):
+        """Write the wrapper (``<node>.v``), memory files and our SystemVerilog into code_gen_dir_ipgen."""
+        import shutil
+
+        out = Path(self.get_nodeattr("code_gen_dir_ipgen"))
+        out.mkdir(parents=True, exist_ok=True)
+        layer = self._mvtu(model).layer(self.onnx_node.name, exp_cycles=self.get_exp_cycles(), mem_dir=out.resolve())
+        layer.write(out)
+        for f in layer.library:
+            shutil.copy(f, out / f.name)
+        self.set_nodeattr("gen_top_module", layer.top)
+
+    def get_rtl_file_list(self, abspath=False):
+        """Our SystemVerilog and the generated wrapper (top last, as FINN lists them)."""
+        prefix = self.get_nodeattr("code_gen_dir_ipgen") + "/" if abspath else ""
+        top = self.get_nodeattr("gen_top_module") or self.onnx_node.name
+        return [prefix + "bnn_rom.sv", prefix + "xnor_mvtu.sv", prefix + top + ".v"]
+
+    def get_verilog_top_module_intf_names(self):
+        """One stream in, one out: the weights are inside the layer."""
+        names = super().get_verilog_top_module_intf_names()
+        names["s_axis"] = names["s_axis"][:1]
+        return names
+
+    def code_generation_ipi(self):
+        """Vivado IPI: add the files and reference the Verilog wrapper as a module."""
+        cmd = [f"add_files -norecurse {f}" for f in self.get_rtl_file_list(abspath=True)]
+        cmd.append(f"create_bd_cell -type module -reference {self.get_nodeattr('gen_top_module')} "
+                   f"{self.onnx_node.name}")
+        return cmd
+
+    def instantiate_ip(self, cmd):
+        """Same as code_generation_ipi (FINN calls either, depending on the flow)."""
+        cmd += self.code_generation_ipi()

@@ -1,0 +1,98 @@
+"""The ladder's "rtlsim (Verilator)" stage: the folded dataflow graph as RTL, frame by frame.
+
+The host part of the parent graph (before and after the dataflow partition) runs in
+numpy as in the other stages; the partition itself runs as our stitched RTL.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Callable
+
+import numpy as np
+
+STAGE = "rtlsim (Verilator)"
+
+
+def _host_part(parent, nodes, inp: str, out: str):
+    """A model of ``nodes`` of the parent graph from tensor ``inp`` to tensor ``out`` (None: identity)."""
+    if not nodes:
+        return None
+    from onnx import TensorProto, helper
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    m = ModelWrapper(copy.deepcopy(parent.model))
+    g = m.graph
+    keep = [copy.deepcopy(n) for n in nodes]
+    del g.node[:]
+    g.node.extend(keep)
+    kept = [vi for vi in g.value_info if vi.name not in (inp, out)]
+    del g.value_info[:]
+    g.value_info.extend(kept)
+    for vi_list, name in ((g.input, inp), (g.output, out)):
+        del vi_list[:]
+        vi_list.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, parent.get_tensor_shape(name)))
+    return m
+
+
+def _apply(part, xs: np.ndarray) -> np.ndarray:
+    if part is None:
+        return xs
+    from qonnx.core.onnx_exec import execute_onnx
+
+    iname, oname = part.graph.input[0].name, part.graph.output[0].name
+    return np.stack([execute_onnx(part, {iname: xs[i:i + 1]})[oname] for i in range(len(xs))])
+
+
+def rtlsim_stage(build, host_x: np.ndarray, ref: np.ndarray | None, kinds: list[str],
+                 log: Callable[[str], None] = print):
+    """Run the stage; returns a flows.verify.StageResult ("not run" with the reason when it cannot)."""
+    from flows import finn_env
+    from flows.runner import model_file
+    from flows.verify import StageResult, _compare
+    from hw.rtlgen.from_finn import Unsupported, unsupported
+    from hw.sim import verilator
+    from hw.sim.graph_sim import build_design, run_frames
+
+    missing = verilator.missing_tools()
+    if missing:
+        return StageResult(STAGE, "not run", f"needs {' and '.join(missing)}")
+    path = model_file(build.out_dir, "minimize_bit_width")
+    parent_path = build.out_dir / "dataflow_parent.onnx"
+    if not path.exists() or not parent_path.exists():
+        return StageResult(STAGE, "not run", "build stopped before 'minimize_bit_width'")
+    if ref is None:
+        return StageResult(STAGE, "not run", "no reference output to compare with")
+    finn_env.prepare()
+    import hw.finn_ops  # noqa: F401 - registers our RTL op types so graphs using them load
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    model = ModelWrapper(str(path))
+    reasons = unsupported(model)
+    if reasons:
+        return StageResult(STAGE, "not run", "needs RTL for: " + "; ".join(reasons))
+    parent = ModelWrapper(str(parent_path))
+    names = [n.op_type for n in parent.graph.node]
+    if names.count("StreamingDataflowPartition") != 1:
+        return StageResult(STAGE, "not run", "needs exactly one dataflow partition")
+    k = names.index("StreamingDataflowPartition")
+    part = parent.graph.node[k]
+    pre = _host_part(parent, parent.graph.node[:k], parent.graph.input[0].name, part.input[0])
+    post = _host_part(parent, parent.graph.node[k + 1:], part.output[0], parent.graph.output[0].name)
+    log(f"verify: {STAGE} ({len(host_x)} inputs): generating and compiling the RTL")
+    try:
+        design = build_design(model)
+    except Unsupported as e:
+        return StageResult(STAGE, "not run", f"needs RTL for: {e}")
+    try:
+        with finn_env.exact_execution():
+            frames = _apply(pre, host_x)
+            run = run_frames(design, frames)
+            out = _apply(post, run.out.reshape(len(host_x), *design.out_shape))
+    finally:
+        design.close()
+    res = _compare(STAGE, ref, out, kinds)
+    est = max(layer.exp_cycles for layer in design.layers)
+    cpf = f"{run.cycles_per_frame:,.0f}" if run.cycles_per_frame else "?"
+    res.detail += (f"; {len(design.layers)} layers stitched, {cpf} cycles/frame measured "
+                   f"(FINN estimate {est:,}), {run.frames_per_second:,.0f} frames/s simulated")
+    return res
