@@ -238,6 +238,23 @@ def step_estimate(model, ctx: Context):
     return model
 
 
+def step_package(model, ctx: Context):
+    """The board's deployment folder deploy/: I/O spec, driver, class names, README (no bitstream yet).
+
+    A design whose I/O the board driver cannot describe still verifies; the reason is
+    kept and stops the build before the first Vivado step instead.
+    """
+    from flows import package
+
+    try:
+        package.write_deploy(model, ctx)
+        ctx.info.pop("package_error", None)
+    except UserError as e:
+        package.remove_deploy(ctx.out_dir)
+        ctx.info["package_error"] = str(e)
+    return model
+
+
 # --- Steps that need Xilinx tools ------------------------------------------------------
 
 
@@ -248,6 +265,15 @@ def _xilinx_step(finn_names: tuple[str, ...]):
         return model
 
     return run
+
+
+def step_driver(model, ctx: Context):
+    """FINN's PYNQ driver and deployment package; then the bitstream joins our deploy/ and is zipped."""
+    from flows import package
+
+    model = _xilinx_step(("step_make_driver", "step_deployment_package"))(model, ctx)
+    package.add_bitstream(ctx.out_dir, Path(ctx.finn_cfg.output_dir))
+    return model
 
 
 STEPS: list[Step] = [
@@ -261,17 +287,17 @@ STEPS: list[Step] = [
     Step("folding", step_folding),
     Step("minimize_bit_width", step_minimize_bit_width),
     Step("estimate", step_estimate),
+    Step("package", step_package),
     Step("hw_codegen", _xilinx_step(("step_hw_codegen", "step_hw_ipgen")), ("vitis_hls", "hlslib"),
          "HLS code generation and IP synthesis"),
     Step("fifo_depths", _xilinx_step(("step_set_fifo_depths",)), ("vivado",), "FIFO sizing by rtlsim"),
     Step("stitched_ip", _xilinx_step(("step_create_stitched_ip",)), ("vivado",), "stitched IP"),
     Step("bitfile", _xilinx_step(("step_synthesize_bitfile",)), ("vivado",), "synthesis, place and route"),
-    Step("driver", _xilinx_step(("step_make_driver", "step_deployment_package")), ("vivado",),
-         "PYNQ driver and deployment package"),
+    Step("driver", step_driver, ("vivado",), "PYNQ driver and deployment package with the bitstream"),
 ]
 
 #: The last step that runs without Xilinx tools.
-LAST_VIVADO_FREE = "estimate"
+LAST_VIVADO_FREE = "package"
 
 
 def step_names() -> list[str]:
@@ -285,6 +311,8 @@ def require_tools(step: Step, done: list[str], info: dict) -> None:
         return
     if info.get("fit_message"):
         raise DoesNotFit(info["fit_message"])
+    if info.get("package_error"):
+        raise UserError(f"no deployment package, so no bitstream is built: {info['package_error']}")
     missing = finn_env.detect_tools().missing_for(step.needs)
     if missing:
         raise ToolMissing(
