@@ -34,7 +34,7 @@ bitstream: setup
 	@$(BIN)/bnn2fpga build $(MODEL) $(ckpt_arg) --board $(BOARD) $(fps_arg) --out $(OUT)
 
 estimate: setup
-	@$(BIN)/bnn2fpga build $(MODEL) $(ckpt_arg) --board $(BOARD) $(fps_arg) --until estimate --out $(OUT)
+	@$(BIN)/bnn2fpga build $(MODEL) $(ckpt_arg) --board $(BOARD) $(fps_arg) --until package --out $(OUT)
 
 train: setup
 	@$(BIN)/bnn2fpga train $(MODEL) $(if $(DATA),--data $(DATA),) $(if $(DATASET),--dataset $(DATASET),) $(if $(EPOCHS),--epochs $(EPOCHS),)

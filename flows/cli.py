@@ -151,7 +151,7 @@ def cmd_build(args) -> int:
         _summary(cfg.out_dir)
         raise ToolMissing(
             f"{e} Produced so far in {cfg.out_dir}: QONNX, FINN models of every step (steps/), folding.json, "
-            "estimate reports (report/). Inside Docker, with Vivado mounted, the same command resumes here."
+            "estimate reports (report/), the board package without bitstream (deploy/). Inside Docker, with Vivado mounted, the same command resumes here."
         ) from None
     add_section(cfg.out_dir, "steps", _steps_section(load_state(cfg.out_dir)))
     _summary(cfg.out_dir)

@@ -106,7 +106,10 @@ def fold_to_cycles(model, cycles: int, wwidth_max: int = 36, res_type: str = "lu
     from qonnx.custom_op.registry import getCustomOp
 
     fresh = ModelWrapper(copy.deepcopy(model.model))
+    from flows.transforms.fix_reshape_pe import FixReshapeFolding
+
     fresh = fresh.transform(SetFolding(int(cycles), mvau_wwidth_max=wwidth_max, two_pass_relaxation=True))
+    fresh = fresh.transform(FixReshapeFolding())
     for node in fresh.graph.node:
         if node.op_type.startswith("MVAU"):
             inst = getCustomOp(node)

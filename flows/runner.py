@@ -37,7 +37,7 @@ def code_fingerprint() -> str:
     """Hash of the build code, so a changed step implementation never reuses stale results."""
     root = Path(__file__).resolve().parent.parent
     h = hashlib.sha256()
-    for pkg in ("flows", "quantize"):
+    for pkg in ("flows", "quantize", "hw/driver"):
         for f in sorted((root / pkg).rglob("*.py")):
             if f.name not in ("cli.py", "report_html.py", "demo.py", "train.py"):
                 h.update(f.read_bytes())

@@ -6,11 +6,11 @@ import pytest
 
 @pytest.fixture(scope="session")
 def mnist_build(tmp_path_factory):
-    """cbcnn-mnist (calibrated random weights) built for pynq-z2 up to the estimates."""
+    """cbcnn-mnist (calibrated random weights) built for pynq-z2 through every Vivado-free step."""
     from flows.config import make_config
     from flows.runner import run_build
 
     out = tmp_path_factory.mktemp("build") / "cbcnn-mnist"
-    cfg = make_config(model="cbcnn-mnist", board="pynq-z2", out_dir=out, until="estimate")
+    cfg = make_config(model="cbcnn-mnist", board="pynq-z2", out_dir=out, until="package")
     result = run_build(cfg, log=lambda msg: None)
     return cfg, result

@@ -107,3 +107,19 @@ def test_non_zoo_qonnx_is_bit_exact_against_its_brevitas_model(tmp_path):
     verdict = verify_build(result, inputs, ref, log=lambda m: None)
     assert verdict.verdict == "bit-exact", [(s.name, s.status, s.detail) for s in verdict.stages]
     assert {s.name for s in verdict.stages if s.status == "bit-exact"} >= {"qonnx", "streamlined", "folded"}
+
+
+def test_reshape_layers_get_a_valid_folding(tmp_path):
+    """FINN's SetFolding can give a Reshape a PE that does not divide its input axis."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
+
+    test_non_zoo_qonnx_is_bit_exact_against_its_brevitas_model(tmp_path)
+    model = ModelWrapper(str(model_file(tmp_path / "out", "minimize_bit_width")))
+    reshapes = [n for n in model.graph.node if n.op_type.startswith("Reshape")]
+    assert reshapes  # the flatten of the 1x8x8 input becomes a hardware Reshape
+    for node in reshapes:
+        inst = getCustomOp(node)
+        pe = inst.get_nodeattr("PE")
+        assert inst.get_normal_input_shape()[-1] % pe == 0 and inst.get_normal_output_shape()[-1] % pe == 0
+        inst.get_folded_input_shape()  # FINN's own check
