@@ -108,3 +108,23 @@ def add_section(out_dir: Path, key: str, value) -> Path:
     report = load_report(out_dir, missing_ok=True)
     report[key] = value
     return save_report(out_dir, report)
+
+
+def add_yosys(out_dir: Path, per_layer: dict[str, dict], tool: str) -> Path:
+    """Add Yosys' resource counts beside FINN's estimates: ``yosys_*`` per layer, a 'yosys' section."""
+    report = load_report(out_dir, missing_ok=True)
+    keys = ("LUT", "FF", "BRAM_18K", "DSP")
+    for row in report.get("layers", []):
+        r = per_layer.get(row.get("name"), {})
+        for k in keys:
+            if k in r:
+                row[f"yosys_{k}"] = r[k]
+    done = {n: r for n, r in per_layer.items() if "error" not in r}
+    report["yosys"] = {
+        "tool": tool, "layers": per_layer,
+        "totals": {k: sum(r[k] for r in done.values()) for k in keys},
+        "estimate_totals": {k: sum(row.get(k, 0) for row in report.get("layers", []) if row.get("name") in done)
+                            for k in ("LUT", "BRAM_18K", "DSP")},
+    }
+    return save_report(out_dir, report)
+

