@@ -156,7 +156,9 @@ def _pre_streamline() -> list:
 
 def _post_streamline() -> list:
     # Our transformations that run after FINN's streamlining, before hardware conversion.
-    return []
+    from flows.transforms.streamline_residual import StreamlineResiduals
+
+    return [StreamlineResiduals]
 
 
 def step_streamline(model, ctx: Context):

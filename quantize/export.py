@@ -31,10 +31,14 @@ class Exported:
 
 
 def head_affine(model: nn.Module) -> dict | None:
-    """The host-side head (a BatchNorm1d in eval mode) as per-class scale and bias lists."""
+    """The host-side head (a BatchNorm1d in eval mode, or any module with ``affine()``)
+    as per-class scale and bias lists."""
     head = getattr(model, "head", None)
     if head is None:
         return None
+    # BatchNorm has a bool attribute called `affine`, so look for a method, not the name.
+    if callable(getattr(head, "affine", None)):
+        return head.affine()
     scale = (head.weight / torch.sqrt(head.running_var + head.eps)).detach()
     bias = (head.bias - head.running_mean * scale).detach()
     return {"scale": scale.tolist(), "bias": bias.tolist()}

@@ -17,8 +17,9 @@ import torch.nn.functional as F
 
 OPTIMIZERS = ("adam",)
 LOSSES = ("squared_hinge", "cross_entropy")
-#: Augmentation keys: rotation in degrees, zoom and shift as fractions of the image size.
-AUGMENTATIONS = ("rotation", "zoom", "shift")
+#: Augmentation keys: rotation in degrees, zoom and shift as fractions of the image size,
+#: hflip a probability, crop the zero padding (pixels) of a random crop back to full size.
+AUGMENTATIONS = ("rotation", "zoom", "shift", "hflip", "crop")
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,10 @@ def _problems(r: Recipe) -> list[str]:
             out.append(f"unknown augmentation {key!r} (valid: {', '.join(AUGMENTATIONS)})")
         elif not (_is_number(v) and v >= 0):
             out.append(f"augmentation {key} must be a number >= 0, got {v!r}")
+        elif key == "hflip" and v > 1:
+            out.append(f"augmentation hflip is a probability, got {v!r}")
+        elif key == "crop" and v != int(v):
+            out.append(f"augmentation crop is a padding in whole pixels, got {v!r}")
     return out
 
 
