@@ -139,6 +139,10 @@ def markdown(results: dict) -> str:
               "Training: " + ", ".join(f"{k} {v['images_per_s']:,.0f} images/s" for k, v in results["training"].items())
               + ". Export: " + ", ".join(f"{k} {v:.1f} s" for k, v in results["export"].items()) + ". "
               f"Measured {results['date']} on {results['machine']}."]
+    if "rtl" in results:
+        from benchmarks.rtl import markdown as rtl_markdown
+
+        lines += rtl_markdown(results["rtl"])
     return "\n".join(lines)
 
 
@@ -173,6 +177,9 @@ def main(argv=None) -> int:
         "qonnx_to_verified": bench_qonnx_to_verified("cbcnn-gtsrb", args.inputs, log),
         "estimates": bench_estimates(models, log),
     }
+    from benchmarks.rtl import bench_rtl
+
+    results["rtl"] = bench_rtl("cbcnn-mnist", 20, log)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps(results, indent=2))

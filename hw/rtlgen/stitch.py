@@ -14,8 +14,12 @@ from hw.sim.streams import padded
 FIFO_DEPTH = 256
 
 
-def stitched_top(name: str, layers: list[LayerRTL], fifo_depth: int = FIFO_DEPTH) -> str:
-    """Verilog of module ``name`` chaining ``layers`` with axis_fifo instances between them."""
+def stitched_top(name: str, layers: list[LayerRTL], fifo_depth: int = FIFO_DEPTH, stats: bool = False) -> str:
+    """Verilog of module ``name`` chaining ``layers`` with axis_fifo instances between them.
+
+    ``stats`` adds simulation-only counters per layer (cycles starved of input, blocked
+    at the output, busy with input waiting), printed as ``STAT`` lines at the end.
+    """
     if not layers:
         raise ValueError("no layers to stitch")
     for a, b in zip(layers, layers[1:]):
@@ -55,6 +59,8 @@ def stitched_top(name: str, layers: list[LayerRTL], fifo_depth: int = FIFO_DEPTH
     for i in range(1, len(layers)):
         lines += _link(i, layers[i - 1].out_bits, layers[i].in_bits, fifo_depth)
     n = len(layers) - 1
+    if stats:
+        lines += _stat_counters(layers)
     lines += [
         f"    assign out0_V_TDATA = l{n}_out_tdata; assign out0_V_TVALID = l{n}_out_tvalid;"
         f" assign l{n}_out_tready = out0_V_TREADY;",
@@ -64,39 +70,63 @@ def stitched_top(name: str, layers: list[LayerRTL], fifo_depth: int = FIFO_DEPTH
     return "\n".join(lines)
 
 
+def _stat_counters(layers: list[LayerRTL]) -> list[str]:
+    out = ["    // synthesis translate_off", "    integer st_starved [%d], st_blocked [%d], st_busy [%d];"
+           % ((len(layers),) * 3),
+           "    initial for (int i = 0; i < %d; i++) begin st_starved[i] = 0; st_blocked[i] = 0; st_busy[i] = 0; end"
+           % len(layers),
+           "    always @(posedge ap_clk) if (ap_rst_n) begin"]
+    for i in range(len(layers)):
+        out += [f"        if (!l{i}_in_tvalid) st_starved[{i}] <= st_starved[{i}] + 1;",
+                f"        if (l{i}_out_tvalid && !l{i}_out_tready) st_blocked[{i}] <= st_blocked[{i}] + 1;",
+                f"        if (l{i}_in_tvalid && !l{i}_in_tready) st_busy[{i}] <= st_busy[{i}] + 1;"]
+    out += ["    end", "    final begin"]
+    out += [f'        $display("STAT {layer.name} starved=%0d blocked=%0d busy=%0d", st_starved[{i}], '
+            f"st_blocked[{i}], st_busy[{i}]);" for i, layer in enumerate(layers)]
+    out += ["    end", "    // synthesis translate_on"]
+    return out
+
+
 def _link(i: int, w_from: int, w_to: int, depth: int) -> list[str]:
-    # FIFO at the producer's width, then width converters (FINN inserts DWCs the same way).
+    # Width converters where the folding changes (FINN inserts DWCs the same way) and
+    # the FIFO at the widest point: a FIFO before an up-sizer would feed the consumer
+    # one narrow beat per cycle, a fraction of the wide beats it can take.
     widths = [w_from]
     if w_to != w_from:
         lcm = math.lcm(w_from, w_to)
         widths += [lcm, w_to] if lcm not in (w_from, w_to) else [w_to]
-    src = f"l{i - 1}_out_tdata[{w_from - 1}:0]", f"l{i - 1}_out_tvalid", f"l{i - 1}_out_tready"
-    out = [f"    wire [{w - 1}:0] c{i}_{k}_tdata; wire c{i}_{k}_tvalid, c{i}_{k}_tready;" for k, w in enumerate(widths)]
-    out.append(f"    axis_fifo #(.WIDTH({w_from}), .DEPTH({depth})) f{i} (.clk(ap_clk), .rst_n(ap_rst_n),"
-               f" .in_tdata({src[0]}), .in_tvalid({src[1]}), .in_tready({src[2]}),"
-               f" .out_tdata(c{i}_0_tdata), .out_tvalid(c{i}_0_tvalid), .out_tready(c{i}_0_tready));")
-    for k in range(1, len(widths)):
-        out.append(f"    axis_dwc #(.IN_W({widths[k - 1]}), .OUT_W({widths[k]})) d{i}_{k} (.clk(ap_clk),"
-                   f" .rst_n(ap_rst_n), .in_tdata(c{i}_{k - 1}_tdata), .in_tvalid(c{i}_{k - 1}_tvalid),"
-                   f" .in_tready(c{i}_{k - 1}_tready), .out_tdata(c{i}_{k}_tdata), .out_tvalid(c{i}_{k}_tvalid),"
-                   f" .out_tready(c{i}_{k}_tready));")
-    k = len(widths) - 1
-    out.append(f"    assign l{i}_in_tdata[{w_to - 1}:0] = c{i}_{k}_tdata; assign l{i}_in_tvalid = c{i}_{k}_tvalid;"
-               f" assign c{i}_{k}_tready = l{i}_in_tready;")
+    stages = [("dwc", a, b) for a, b in zip(widths, widths[1:])]
+    widest = widths.index(max(widths))
+    stages.insert(widest, ("fifo", widths[widest], widths[widest]))
+    out = []
+    src = (f"l{i - 1}_out_tdata[{w_from - 1}:0]", f"l{i - 1}_out_tvalid", f"l{i - 1}_out_tready")
+    for k, (kind, a, b) in enumerate(stages):
+        out.append(f"    wire [{b - 1}:0] c{i}_{k}_tdata; wire c{i}_{k}_tvalid, c{i}_{k}_tready;")
+        ports = (f"(.clk(ap_clk), .rst_n(ap_rst_n), .in_tdata({src[0]}), .in_tvalid({src[1]}),"
+                 f" .in_tready({src[2]}), .out_tdata(c{i}_{k}_tdata), .out_tvalid(c{i}_{k}_tvalid),"
+                 f" .out_tready(c{i}_{k}_tready));")
+        if kind == "fifo":
+            out.append(f"    axis_fifo #(.WIDTH({a}), .DEPTH({depth})) f{i} {ports}")
+        else:
+            out.append(f"    axis_dwc #(.IN_W({a}), .OUT_W({b})) d{i}_{k} {ports}")
+        src = (f"c{i}_{k}_tdata", f"c{i}_{k}_tvalid", f"c{i}_{k}_tready")
+    out.append(f"    assign l{i}_in_tdata[{w_to - 1}:0] = {src[0]}; assign l{i}_in_tvalid = {src[1]};"
+               f" assign {src[2]} = l{i}_in_tready;")
     if padded(w_to) > w_to:
         out.append(f"    assign l{i}_in_tdata[{padded(w_to) - 1}:{w_to}] = '0;")
     return out
 
 
-def stitched_layer(name: str, layers: list[LayerRTL], fifo_depth: int = FIFO_DEPTH) -> LayerRTL:
-    """The chain as one LayerRTL (top ``name``), ready for the simulator or Yosys."""
+def stitched_layer(name: str, layers: list[LayerRTL], fifo_depth: int = FIFO_DEPTH,
+                   stats: bool = False) -> LayerRTL:
+    """The chain as one LayerRTL (top ``name``), ready for the simulator or Yosys (without ``stats``)."""
     first, last = layers[0], layers[-1]
     sources, library, mems = {}, [RTL_DIR / "axis_fifo.sv", RTL_DIR / "axis_dwc.sv"], {}
     for layer in layers:
         sources.update(layer.sources)
         library += [f for f in layer.library if f not in library]
         mems.update(layer.mem_files)
-    sources[f"{name}.v"] = stitched_top(name, layers, fifo_depth)
+    sources[f"{name}.v"] = stitched_top(name, layers, fifo_depth, stats)
     return LayerRTL(
         name=name, top=name, op="stitched", in_bits=first.in_bits, out_bits=last.out_bits,
         in_elems=first.in_elems, in_elem_bits=first.in_elem_bits, out_elems=last.out_elems,

@@ -63,10 +63,11 @@ class FramesRun:
     stats: dict = field(default_factory=dict)
 
 
-def build_design(model, workdir: Path | None = None, jobs: int = 2) -> Design:
+def build_design(model, workdir: Path | None = None, jobs: int = 2, stats: bool = False) -> Design:
     """Generate RTL for every node of a dataflow (partition) model, stitch and compile it.
 
-    Raises :class:`Unsupported` listing every node without RTL.
+    Raises :class:`Unsupported` listing every node without RTL. ``stats`` adds per-layer
+    stall counters (see :func:`hw.rtlgen.stitch.stitched_top`), reported by :func:`run_frames`.
     """
     folder = Path(workdir or tempfile.mkdtemp(prefix="bnn-rtl-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -78,7 +79,7 @@ def build_design(model, workdir: Path | None = None, jobs: int = 2) -> Design:
             missing.append(str(e))
     if missing:
         raise Unsupported("; ".join(missing))
-    top = stitched_layer(TOP, layers)
+    top = stitched_layer(TOP, layers, stats=stats)
     t0 = time.time()
     sources, mems = top.write(folder / "src")
     sim = verilator.build(TOP, sources, Ports(top.in_padded, top.out_padded), jobs=jobs)
@@ -103,9 +104,15 @@ def run_frames(design: Design, frames: np.ndarray, seed: int = 0, gap_pct: int =
                  design.out_dtype.signed() and design.out_dtype.name != "BIPOLAR")
     out = decode(out, design.out_dtype).reshape(n, *design.out_shape[1:]).astype(np.float32)
     ends = res.cycles_at[top.out_beats - 1::top.out_beats]
-    cpf = float(np.diff(ends).mean()) if len(ends) >= 2 else None
+    # The median interval is the steady state; the first includes filling the pipeline.
+    cpf = float(np.median(np.diff(ends))) if len(ends) >= 2 else None
+    stats = {}
+    for line in res.stdout.splitlines():
+        if line.startswith("STAT "):
+            name, *kv = line.split()[1:]
+            stats[name] = {k: int(v) for k, v in (p.split("=") for p in kv)}
     return FramesRun(out, res.cycles, cpf, int(ends[0]) if len(ends) else 0, res.seconds,
-                     n / res.seconds if res.seconds > 0 else float("inf"))
+                     n / res.seconds if res.seconds > 0 else float("inf"), stats)
 
 
 def measure_layers(model, design: Design, frames: int = 3, jobs: int = 2) -> list[dict]:

@@ -26,7 +26,7 @@ class LayerRun:
     def cycles_per_frame(self, beats_per_frame: int) -> float | None:
         """Steady-state cycles between the last beats of consecutive frames (needs 2+ frames)."""
         ends = self.cycles_at[beats_per_frame - 1::beats_per_frame]
-        return float(np.diff(ends).mean()) if len(ends) >= 2 else None
+        return float(np.median(np.diff(ends))) if len(ends) >= 2 else None
 
 
 def compile_layer(layer: LayerRTL, jobs: int = 2) -> tuple[verilator.Simulator, dict[str, Path], Path]:

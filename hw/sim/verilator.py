@@ -84,6 +84,7 @@ class RunResult:
     cycles_at: np.ndarray
     cycles: int
     seconds: float
+    stdout: str = ""
 
 
 def build(top: str, sources: list[Path], ports: Ports, jobs: int = 2) -> Simulator:
@@ -200,4 +201,4 @@ def run(sim: Simulator, beats: np.ndarray, n_out: int, mem_files: dict[str, Path
         raise RuntimeError(f"simulation stopped after {len(rows)}/{n_out} output beats "
                            f"({proc.stdout.strip()} {proc.stderr.strip()[-500:]})")
     cycles = int(proc.stdout.split("cycles=")[1].split()[0])
-    return RunResult(rows[:, :-1], rows[:, -1].astype(np.int64), cycles, seconds)
+    return RunResult(rows[:, :-1], rows[:, -1].astype(np.int64), cycles, seconds, proc.stdout)
