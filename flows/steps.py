@@ -19,7 +19,7 @@ SUPPORTED_OPS = frozenset(
     "Quant BipolarQuant BinaryQuant Trunc MultiThreshold Conv MatMul Gemm BatchNormalization "
     "Mul Add Sub Div MaxPool AveragePool GlobalAveragePool Reshape Flatten Transpose Pad Relu "
     "Concat Split Identity Squeeze Unsqueeze TopK QuantAvgPool2d ReduceMax ReduceMean Clip Neg "
-    "Upsample Resize".split()
+    "Upsample Resize PRelu".split()
 )
 
 
@@ -150,8 +150,9 @@ def _pre_streamline() -> list:
     # Our transformations that must run right before FINN's streamlining, in order. A
     # model family that needs graph surgery FINN lacks adds its transformation here.
     from flows.transforms.absorb_bipolar_pad import AbsorbBipolarPadIntoConv
+    from flows.transforms.absorb_prelu import AbsorbPReLUIntoMultiThreshold
 
-    return [AbsorbBipolarPadIntoConv]
+    return [AbsorbBipolarPadIntoConv, AbsorbPReLUIntoMultiThreshold]
 
 
 def _post_streamline() -> list:

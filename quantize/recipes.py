@@ -38,10 +38,24 @@ class Recipe:
     val_fraction: float = 0.1  # part of the training set held out to pick the best checkpoint
     seed: int = 37
     augment: dict = field(default_factory=dict)  # e.g. {"rotation": 15, "zoom": 0.2, "shift": 0.1}
+    # Own base rates of named optimizer groups a model provides through its optional
+    # ``param_groups(recipe)`` hook (e.g. {"alpha": 0.01}); unnamed groups use ``lr``.
+    group_lr: dict = field(default_factory=dict)
+    # ReduceLROnPlateau on the training loss: every group's rate times ``plateau_factor``
+    # after ``plateau_patience`` epochs without improvement, not below ``min_lr``.
+    # None = off; it replaces the exponential decay, so lr_final must then be None.
+    plateau_factor: float | None = None
+    plateau_patience: int = 5
+    min_lr: float = 0.0
+    # Early stopping: stop when the training loss has not improved by more than
+    # ``early_stop_delta`` for ``early_stop_patience`` epochs; None = off.
+    early_stop_patience: int | None = None
+    early_stop_delta: float = 0.0
 
     def __post_init__(self) -> None:
-        # A private copy, so nobody can change a shared recipe through its dict.
+        # Private copies, so nobody can change a shared recipe through its dicts.
         object.__setattr__(self, "augment", dict(self.augment))
+        object.__setattr__(self, "group_lr", dict(self.group_lr))
         problems = _problems(self)
         if problems:
             raise ValueError(f"recipe {self.name!r}: " + "; ".join(problems))
@@ -54,11 +68,15 @@ class Recipe:
             raise ValueError(f"unknown recipe field(s) {', '.join(unknown)}; valid fields: {valid}")
         return dataclasses.replace(self, **changes)
 
-    def lr_at(self, epoch: int) -> float:
-        """Learning rate of 0-based ``epoch`` (the schedule follows the total ``epochs``)."""
+    def lr_at(self, epoch: int, base: float | None = None) -> float:
+        """Learning rate of 0-based ``epoch`` (the schedule follows the total ``epochs``).
+
+        ``base`` is a group's own starting rate (default ``lr``); the decay is the same ratio.
+        """
+        base = self.lr if base is None else base
         if self.lr_final is None:
-            return self.lr
-        return self.lr * (self.lr_final / self.lr) ** (epoch / self.epochs)
+            return base
+        return base * (self.lr_final / self.lr) ** (epoch / self.epochs)
 
 
 def _is_number(v) -> bool:
@@ -94,6 +112,32 @@ def _problems(r: Recipe) -> list[str]:
             out.append(f"augmentation hflip is a probability, got {v!r}")
         elif key == "crop" and v != int(v):
             out.append(f"augmentation crop is a padding in whole pixels, got {v!r}")
+    for key, v in r.group_lr.items():
+        if not (isinstance(key, str) and _is_number(v) and v > 0):
+            out.append(f"group_lr {key!r} must be a positive number, got {v!r}")
+    out += _schedule_problems(r)
+    return out
+
+
+def _is_count(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _schedule_problems(r: Recipe) -> list[str]:
+    out = []
+    if r.plateau_factor is not None:
+        if not (_is_number(r.plateau_factor) and 0 < r.plateau_factor < 1):
+            out.append(f"plateau_factor must be in (0, 1) or None, got {r.plateau_factor!r}")
+        if r.lr_final is not None:
+            out.append("give lr_final (exponential decay) or plateau_factor (ReduceLROnPlateau), not both")
+    if not _is_count(r.plateau_patience):
+        out.append(f"plateau_patience must be an int >= 0, got {r.plateau_patience!r}")
+    if not (_is_number(r.min_lr) and r.min_lr >= 0):
+        out.append(f"min_lr must be >= 0, got {r.min_lr!r}")
+    if r.early_stop_patience is not None and not (_is_count(r.early_stop_patience) and r.early_stop_patience > 0):
+        out.append(f"early_stop_patience must be a positive int or None, got {r.early_stop_patience!r}")
+    if not (_is_number(r.early_stop_delta) and r.early_stop_delta >= 0):
+        out.append(f"early_stop_delta must be >= 0, got {r.early_stop_delta!r}")
     return out
 
 
@@ -149,3 +193,36 @@ def make_loss(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     if name == "cross_entropy":
         return F.cross_entropy
     raise ValueError(f"unknown loss {name!r}; valid losses: {', '.join(LOSSES)}")
+
+
+class EarlyStopping:
+    """Stops a run when the monitored loss has not improved by more than ``delta`` for ``patience`` epochs.
+
+    An epoch improves when its loss is below the best so far minus ``delta`` (Keras'
+    ``EarlyStopping(min_delta=delta, patience=patience)`` in "min" mode).
+    """
+
+    def __init__(self, patience: int, delta: float = 0.0):
+        self.patience = patience
+        self.delta = delta
+        self.best = math.inf
+        self.bad_epochs = 0
+        self.stopped = False
+
+    def update(self, loss: float) -> bool:
+        """Record one epoch's loss; True once the run should stop."""
+        if loss < self.best - self.delta:
+            self.best, self.bad_epochs = loss, 0
+        else:
+            self.bad_epochs += 1
+        self.stopped = self.stopped or self.bad_epochs >= self.patience
+        return self.stopped
+
+    def state_dict(self) -> dict:
+        """Plain numbers, for the checkpoint."""
+        return {"best": self.best, "bad_epochs": self.bad_epochs, "stopped": self.stopped}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from :meth:`state_dict`."""
+        self.best, self.bad_epochs = float(state["best"]), int(state["bad_epochs"])
+        self.stopped = bool(state["stopped"])

@@ -9,6 +9,11 @@ Runs are reproducible and restartable: every random draw comes from the recipe's
 seed, every epoch writes ``last.pt`` (and ``best.pt`` when validation improves)
 atomically, and a run started on a directory that holds ``last.pt`` continues
 after its last finished epoch with the same result as an uninterrupted run.
+
+Models may provide two hooks: ``param_groups(recipe)`` (optimizer groups, e.g. a group
+of scales with its own rate from ``recipe.group_lr``) and ``constrain()`` (projections
+after every optimizer step). The recipe's ReduceLROnPlateau and early stopping, both on
+the training loss, are checkpointed with the weights, so a resumed run continues them.
 """
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from quantize.data import DatasetError, load_dataset, stratified_split
-from quantize.recipes import Recipe, get_recipe, make_loss
+from quantize.recipes import EarlyStopping, Recipe, get_recipe, make_loss
 from quantize.registry import ModelSpec, UnknownModelError, get_spec
 
 __all__ = [
@@ -319,8 +324,75 @@ def _load_data(
 
 def _make_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
     if recipe.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+        return torch.optim.Adam(_param_groups(recipe, model), lr=recipe.lr, weight_decay=recipe.weight_decay)
     raise ValueError(f"unknown optimizer {recipe.optimizer!r}")
+
+
+def _param_groups(recipe: Recipe, model: nn.Module) -> list[dict]:
+    """The model's optimizer groups, each at its base rate.
+
+    A model may provide ``param_groups(recipe)``: dicts with "params", an optional "name"
+    (whose rate is ``recipe.group_lr[name]``) and optional optimizer options such as
+    "weight_decay". Without the hook all parameters form one group at ``recipe.lr``.
+    """
+    hook = getattr(model, "param_groups", None)
+    groups = hook(recipe) if callable(hook) else [{"params": list(model.parameters())}]
+    for group in groups:
+        group["lr"] = _base_lr(recipe, group)
+    return groups
+
+
+def _base_lr(recipe: Recipe, group: dict) -> float:
+    return recipe.group_lr.get(group.get("name"), recipe.lr)
+
+
+def _set_epoch_lr(optimizer: torch.optim.Optimizer, recipe: Recipe, epoch: int) -> float:
+    """Apply the recipe's per-epoch rate to every group; returns the first group's rate."""
+    if recipe.plateau_factor is None:  # with ReduceLROnPlateau the scheduler owns the rates
+        for group in optimizer.param_groups:
+            group["lr"] = recipe.lr_at(epoch, _base_lr(recipe, group))
+    return optimizer.param_groups[0]["lr"]
+
+
+class _Schedule:
+    """The recipe's epoch-level state: ReduceLROnPlateau and early stopping, both on the training loss."""
+
+    def __init__(self, recipe: Recipe, optimizer: torch.optim.Optimizer):
+        self.plateau = None
+        if recipe.plateau_factor is not None:
+            self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                optimizer, mode="min", factor=recipe.plateau_factor, patience=recipe.plateau_patience,
+                min_lr=recipe.min_lr, eps=0.0,  # min_lr alone bounds the rate (torch skips steps < eps)
+            )
+        self.stop = None
+        if recipe.early_stop_patience is not None:
+            self.stop = EarlyStopping(recipe.early_stop_patience, recipe.early_stop_delta)
+
+    @property
+    def stopped(self) -> bool:
+        """Whether early stopping has ended the run."""
+        return self.stop is not None and self.stop.stopped
+
+    def end_epoch(self, loss: float) -> None:
+        """Feed one epoch's training loss to both."""
+        if self.plateau is not None:
+            self.plateau.step(loss)
+        if self.stop is not None:
+            self.stop.update(loss)
+
+    def state_dict(self) -> dict:
+        """Checkpointed with the weights, so a resumed run continues the same schedule."""
+        return {
+            "plateau": None if self.plateau is None else self.plateau.state_dict(),
+            "early_stop": None if self.stop is None else self.stop.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` saved (parts the recipe does not use are ignored)."""
+        if self.plateau is not None and state.get("plateau") is not None:
+            self.plateau.load_state_dict(state["plateau"])
+        if self.stop is not None and state.get("early_stop") is not None:
+            self.stop.load_state_dict(state["early_stop"])
 
 
 def _epoch_rngs(seed: int, epoch: int) -> tuple[np.random.Generator, torch.Generator]:
@@ -372,18 +444,20 @@ def _run(cfg: TrainConfig, spec: ModelSpec, recipe: Recipe, dataset: str, data: 
     torch.manual_seed(recipe.seed)
     model = spec.factory()
     optimizer = _make_optimizer(recipe, model)
+    schedule = _Schedule(recipe, optimizer)
     loss_fn = make_loss(recipe.loss)
     done, best_val, best_epoch, rows = 0, float("nan"), 0, []
     if last_path.exists():
-        done, best_val, best_epoch = _resume(last_path, model, optimizer, spec.name, dataset, cfg.limit)
+        done, best_val, best_epoch = _resume(last_path, model, optimizer, schedule, spec.name, dataset, cfg.limit)
         rows = [r for r in _read_metrics(metrics_path) if r["epoch"] <= done]
-        log(f"resuming {last_path}: {done} of {recipe.epochs} epochs done")
+        stopped = "; it had stopped early" if schedule.stopped else ""
+        log(f"resuming {last_path}: {done} of {recipe.epochs} epochs done{stopped}")
     _log_setup(log, spec, dataset, recipe, data)
     epochs_run = 0
     for epoch in range(done, recipe.epochs):
-        lr = recipe.lr_at(epoch)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        if schedule.stopped:
+            break
+        lr = _set_epoch_lr(optimizer, recipe, epoch)
         start = time.perf_counter()
         stats = _train_epoch(model, optimizer, loss_fn, data, recipe, epoch, cfg.progress)
         val_acc = evaluate(model, data.x_val, data.y_val)
@@ -403,12 +477,17 @@ def _run(cfg: TrainConfig, spec: ModelSpec, recipe: Recipe, dataset: str, data: 
         improved = math.isnan(val_acc) or math.isnan(best_val) or val_acc > best_val
         if improved:
             best_val, best_epoch = val_acc, epoch + 1
-        ckpt = _checkpoint(model, optimizer, spec, recipe, dataset, data, cfg.limit, row, best_val, best_epoch)
+        schedule.end_epoch(stats["loss"])
+        ckpt = _checkpoint(model, optimizer, spec, recipe, dataset, data, cfg.limit, row, best_val, best_epoch,
+                           schedule)
         if improved:
             _atomic_save(ckpt, best_path)
         _atomic_save(ckpt, last_path)
         epochs_run += 1
         log(_epoch_line(row, recipe.epochs))
+        if schedule.stopped:
+            log(f"early stop after epoch {epoch + 1}: training loss not better by > {recipe.early_stop_delta:g} "
+                f"for {recipe.early_stop_patience} epochs")
     return _finish(out, spec, dataset, recipe, data, rows, best_val, best_epoch, epochs_run, log)
 
 
@@ -444,6 +523,11 @@ def _finish(
 def _log_setup(log, spec: ModelSpec, dataset: str, recipe: Recipe, data: _Data) -> None:
     n_test = "no" if data.y_test is None else f"{len(data.y_test):,}"
     sched = f"lr {recipe.lr:g}" + ("" if recipe.lr_final is None else f"->{recipe.lr_final:g}")
+    sched += "".join(f", {name} lr {v:g}" for name, v in recipe.group_lr.items())
+    if recipe.plateau_factor is not None:
+        sched += f", plateau x{recipe.plateau_factor:g} after {recipe.plateau_patience} (min {recipe.min_lr:g})"
+    if recipe.early_stop_patience is not None:
+        sched += f", early stop after {recipe.early_stop_patience}"
     aug = ", augment " + ", ".join(f"{k} {v:g}" for k, v in recipe.augment.items()) if recipe.augment else ""
     log(
         f"{spec.name} on {dataset}: {len(data.y_train):,} train, {len(data.y_val):,} val, {n_test} test images; "
@@ -470,12 +554,13 @@ def _throughput(rows: list[dict]) -> float:
 # --------------------------------------------------------------------------- checkpoints
 
 
-def _checkpoint(model, optimizer, spec, recipe, dataset, data, limit, row, best_val, best_epoch) -> dict:
+def _checkpoint(model, optimizer, spec, recipe, dataset, data, limit, row, best_val, best_epoch, schedule) -> dict:
     return {
         "format": CHECKPOINT_FORMAT,
         "model": spec.name,
         "state_dict": model.state_dict(),
         "optimizer": optimizer.state_dict(),
+        "schedule": schedule.state_dict(),  # ReduceLROnPlateau and early stopping
         "epoch": row["epoch"],  # epochs finished
         "val_acc": row["val_acc"],
         "best_val_acc": best_val,
@@ -534,7 +619,8 @@ def _restore(target, state: dict, path: Path, what: str) -> None:
         raise CheckpointError(f"{path}: does not fit {what} ({_first_line(e)})") from e
 
 
-def _resume(path: Path, model, optimizer, name: str, dataset: str, limit: int | None) -> tuple[int, float, int]:
+def _resume(path: Path, model, optimizer, schedule, name: str, dataset: str, limit: int | None
+            ) -> tuple[int, float, int]:
     ckpt = _read_checkpoint(path)
     _check_same_model(path, ckpt["model"], name)
     hint = "use the same settings or another out_dir"
@@ -544,6 +630,7 @@ def _resume(path: Path, model, optimizer, name: str, dataset: str, limit: int | 
         raise CheckpointError(f"{path}: trained with limit {ckpt.get('limit')}, not {limit}; {hint}")
     _restore(model, ckpt["state_dict"], path, f"model {name!r}")
     _restore(optimizer, ckpt["optimizer"], path, "the optimizer")
+    _restore(schedule, ckpt.get("schedule", {}), path, "the recipe's schedule")
     torch.set_rng_state(ckpt["rng"]["torch"])
     return int(ckpt["epoch"]), float(ckpt["best_val_acc"]), int(ckpt["best_epoch"])
 
