@@ -53,11 +53,12 @@ def cmd_models(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'model':<14} {'input':<9} {'dtype':<6} {'classes':>7} {'params':>10} {'binary bits':>12}  dataset")
+    w = max(len(r["name"]) for r in rows) + 1
+    print(f"{'model':<{w}} {'input':<10} {'dtype':<6} {'classes':>7} {'params':>11} {'binary bits':>12}  dataset")
     for r in rows:
         alias = f" (alias: {', '.join(r['aliases'])})" if r["aliases"] else ""
-        print(f"{r['name']:<14} {r['input']:<9} {r['input_dtype']:<6} {r['classes']:>7} "
-              f"{r['trainable_params']:>10,} {r['binary_weight_bits']:>12,}  {r['dataset']}{alias}")
+        print(f"{r['name']:<{w}} {r['input']:<10} {r['input_dtype']:<6} {r['classes']:>7} "
+              f"{r['trainable_params']:>11,} {r['binary_weight_bits']:>12,}  {r['dataset']}{alias}")
     return 0
 
 

@@ -93,7 +93,9 @@ def clip_latent_weights(model: nn.Module, bound: float = 1.0) -> None:
     """Clip every binary layer's latent float weights to [-bound, bound] (paper: after each step)."""
     with torch.no_grad():
         for m in model.modules():
-            if isinstance(m, (QuantConv2d, QuantLinear)) and m.weight_quant.is_quant_enabled:
+            # Only binary layers: k-bit layers learn their own scale and must not be clipped.
+            if (isinstance(m, (QuantConv2d, QuantLinear)) and m.weight_quant.is_quant_enabled
+                    and int(m.weight_quant.bit_width()) == 1):
                 m.weight.clamp_(-bound, bound)
 
 
