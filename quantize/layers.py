@@ -144,3 +144,34 @@ def int_act(bits: int = 4, signed: bool = True) -> QuantIdentity:
 
     quant = Int8ActPerTensorFloat if signed else Uint8ActPerTensorFloat
     return QuantIdentity(act_quant=quant, bit_width=bits, return_quant_tensor=False)
+
+
+class FoldedStandardize(nn.Module):
+    """(conv(x) - sum_c mean_c * sum(W_oc)) / std: input standardization moved behind the first conv.
+
+    Equal to convolving the standardized image (x - mean_c) / std when the raw integer
+    image is zero-padded (the pad is then -mean_c / std in the standardized domain), so it
+    is a per-output-channel affine and folds into the first layer's thresholds while the
+    accelerator keeps taking UINT8 pixels. ``mean`` is one value or one per input channel;
+    ``std`` is one value (a per-input-channel divisor cannot move behind the sum).
+    """
+
+    def __init__(self, conv: nn.Module, mean, std: float):
+        super().__init__()
+        self.conv = [conv]  # a list, so the conv is not registered (and counted) twice
+        means = torch.as_tensor(mean, dtype=torch.float32).reshape(-1)
+        self.register_buffer("mean", means.expand(conv.in_channels).clone(), persistent=False)
+        self.std = float(std)
+        # Derived from the weights, so not saved in checkpoints.
+        self.register_buffer("shift", torch.zeros(conv.out_channels), persistent=False)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        """Subtract the mean's contribution to each output channel, divide by std."""
+        # Refreshed from the weights in use except while exporting, so the exported
+        # graph sees a constant that matches the exported weights.
+        if not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
+            conv = self.conv[0]
+            with torch.no_grad():
+                w = conv.quant_weight().value if conv.weight_quant.is_quant_enabled else conv.weight
+                self.shift.copy_((w.sum(dim=(2, 3)) * self.mean.view(1, -1)).sum(dim=1))
+        return (y - self.shift.view(1, -1, 1, 1)) / self.std

@@ -151,26 +151,6 @@ def _exporting() -> bool:
     return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
 
 
-class PixelStandardize(nn.Module):
-    """(conv(x) - mean * sum(W_c)) / std: the input normalization moved behind the first conv."""
-
-    def __init__(self, conv: nn.Module, mean: float, std: float):
-        super().__init__()
-        self.conv = [conv]  # a list, so the conv is not registered (and counted) twice
-        self.mean = mean
-        self.std = std
-        self.register_buffer("weight_sum", torch.zeros(conv.out_channels))
-
-    def forward(self, y: torch.Tensor) -> torch.Tensor:
-        # Refreshed from the weights in use except while exporting, so the exported
-        # graph sees a constant that matches the exported weights.
-        if not _exporting():
-            with torch.no_grad():
-                self.weight_sum.copy_(_weight(self.conv[0]).sum(dim=(1, 2, 3)))
-        shift = (self.mean * self.weight_sum).view(1, -1, 1, 1)
-        return (y - shift) / self.std
-
-
 class Stage(nn.Module):
     """Pre-activation conv -> BN -> ReLU, then the residual block that adds to its output.
 
@@ -184,7 +164,7 @@ class Stage(nn.Module):
         # convolution of a normalized image.
         self.conv = _conv(cin, cout, cfg.preact_bits, stride, bias=not first)
         self.conv_bias = nn.Parameter(torch.empty(cout)) if first else None
-        self.standardize = PixelStandardize(self.conv, cfg.pixel_mean, cfg.pixel_std) if first else None
+        self.standardize = layers.FoldedStandardize(self.conv, cfg.pixel_mean, cfg.pixel_std) if first else None
         self.bn = layers.batch_norm(cout, eps=1e-5)  # nn.BatchNorm2d's defaults, as in the paper's code
         self.act = _relu(cfg.act_bits)
         self.conv_a = _conv(cout, cout, cfg.residual_bits)

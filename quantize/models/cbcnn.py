@@ -47,27 +47,6 @@ class CBCNNConfig:
     pixel_std: float = 73.9
 
 
-class FoldedStandardize(nn.Module):
-    """(conv(x) - mean * sum(W_c)) / std: input standardization moved behind the first conv."""
-
-    def __init__(self, conv: nn.Module, mean: float, std: float):
-        super().__init__()
-        self.conv = [conv]  # a list, so the conv is not registered (and counted) twice
-        self.mean = mean
-        self.std = std
-        self.register_buffer("weight_sum", torch.zeros(conv.out_channels))
-
-    def forward(self, y: torch.Tensor) -> torch.Tensor:
-        # Refreshed from the binarized weights except while exporting, so the
-        # exported graph sees a constant that matches the exported weights.
-        if not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
-            with torch.no_grad():
-                w = self.conv[0].quant_weight().value
-                self.weight_sum.copy_(w.sum(dim=(1, 2, 3)))
-        shift = (self.mean * self.weight_sum).view(1, -1, 1, 1)
-        return (y - shift) / self.std
-
-
 class ConvBlock(nn.Module):
     """Binary Block 1: conv -> max pool -> BN -> sign (paper order while training)."""
 
@@ -75,7 +54,7 @@ class ConvBlock(nn.Module):
         super().__init__()
         self.first = first
         self.conv = layers.binary_conv(cin, cout, 3, padding=1 if first else 0)
-        self.standardize = FoldedStandardize(self.conv, cfg.pixel_mean, cfg.pixel_std) if first else None
+        self.standardize = layers.FoldedStandardize(self.conv, cfg.pixel_mean, cfg.pixel_std) if first else None
         self.pool = nn.MaxPool2d(2)  # floor: 7 -> 3 on 28x28 inputs, as in the paper
         self.bn = layers.batch_norm(cout)
         self.act = layers.binary_act()

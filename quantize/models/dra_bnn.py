@@ -258,34 +258,6 @@ def residual_quant(bits: int) -> QuantIdentity:
                          min_val=-half, max_val=half, return_quant_tensor=False)
 
 
-class FoldedStandardize(nn.Module):
-    """(conv(x) - sum_c mean_c * sum(W_oc)) / std: per-channel-mean standardization behind the stem.
-
-    Equal to convolving ((x - mean_c) / std) when the raw image is zero-padded, so it is an
-    affine per output channel and folds into the stem's thresholds. ImageNet's three
-    stds (0.229, 0.224, 0.225) become one (their mean): a per-input-channel divisor would
-    rescale each input channel's integer weights differently, which no per-output affine
-    after the sum can express; they differ by < 2.5 %, which the learned weights absorb.
-    """
-
-    def __init__(self, conv: nn.Module, mean: tuple[float, ...], std: float):
-        super().__init__()
-        self.conv = [conv]  # a list, so the conv is not registered (and counted) twice
-        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
-        self.std = std
-        self.register_buffer("shift", torch.zeros(conv.out_channels))
-
-    def forward(self, y: torch.Tensor) -> torch.Tensor:
-        """Subtract the mean's contribution, divide by the common std."""
-        # Refreshed from the quantized weights except while exporting, so the exported
-        # graph sees a constant that matches the exported weights.
-        if not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
-            with torch.no_grad():
-                w = self.conv[0].quant_weight().value.sum(dim=(2, 3))  # (out, in)
-                self.shift.copy_((w * self.mean.view(1, -1)).sum(dim=1))
-        return (y - self.shift.view(1, -1, 1, 1)) / self.std
-
-
 class DeployStem(nn.Module):
     """UINT8 pixels -> k-bit-weight conv (zero padding) -> folded standardization -> BN -> PReLU -> Q."""
 
@@ -294,7 +266,7 @@ class DeployStem(nn.Module):
         c, w0 = cfg.in_shape[0], cfg.widths[0]
         self.conv = layers.int_conv(c, w0, 3, stride=cfg.stem_stride, padding=1,
                                     weight_bits=cfg.stem_weight_bits)
-        self.standardize = FoldedStandardize(self.conv, IMAGENET_MEAN[:c],
+        self.standardize = layers.FoldedStandardize(self.conv, IMAGENET_MEAN[:c],
                                              sum(IMAGENET_STD[:c]) / c)
         self.bn = nn.BatchNorm2d(w0)
         self.act = prelu()
@@ -430,7 +402,7 @@ class DeployableDRABNN(nn.Module):
     """DRA-BNN as FINN can build it: ``body`` on the FPGA, ``head`` on the host.
 
     * Input: UINT8 RGB pixels; the stem conv has k-bit integer weights, pads with 0 and
-      takes the ImageNet standardization folded in behind it (:class:`FoldedStandardize`).
+      takes the ImageNet standardization folded in behind it (:class:`quantize.layers.FoldedStandardize`).
     * Every binary conv sees sign(.) of its input (padded with -1) and XNOR-popcounts;
       alpha, BN and PReLU (slope >= 0, monotone) before a sign or a k-bit quantizer are a
       monotone map of the integer accumulator, i.e. thresholds.
