@@ -133,13 +133,6 @@ def _relu(bits: int | None) -> nn.Module:
     return QuantReLU(act_quant=Pow2UintAct, bit_width=bits, return_quant_tensor=False)
 
 
-def _weight(layer: nn.Module) -> torch.Tensor:
-    """The weights a layer computes with (quantized when it has a weight quantizer)."""
-    if layer.weight_quant.is_quant_enabled:
-        return layer.quant_weight().value
-    return layer.weight
-
-
 def _scale(module: nn.Module) -> float:
     """Per-tensor scale of a quantized ReLU's output, 1.0 for a float ReLU."""
     if isinstance(module, QuantReLU):
