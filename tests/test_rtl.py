@@ -25,10 +25,14 @@ def test_stream_packing_round_trips_signed_and_wide_beats():
 
 
 def _mvtu_case(rng, mw, mh, pe, simd, xnor=True, n_thres=1, in_bits=1, in_signed=False, out_bits=1,
-               out_bias=0, noact=False):
+               out_bias=0, noact=False, w_bits=1):
     from hw.rtlgen.mvtu import MVTU
 
-    if xnor:
+    if w_bits > 1:
+        w = rng.integers(-(1 << (w_bits - 1)), 1 << (w_bits - 1), (mw, mh))
+        scale = (1 << (in_bits + w_bits)) * mw // 8
+        thr = np.sort(rng.integers(-scale, scale, (mh, n_thres)), axis=1)
+    elif xnor:
         w = rng.integers(0, 2, (mw, mh))
         thr = np.sort(rng.integers(mw // 2 - 3, mw // 2 + 4, (mh, n_thres)), axis=1)
     else:
@@ -59,6 +63,7 @@ CASES = {
     "xnor-full-2bit-out": (32, 16, 16, 32, {"n_thres": 3, "out_bits": 2}),
     "uint8-bipolar-first-layer": (9, 16, 4, 3, {"xnor": False, "in_bits": 8}),
     "xnor-noact-simd1": (24, 6, 3, 1, {"noact": True, "out_bits": 9}),
+    "int4-weights-signed-inputs": (16, 8, 2, 4, {"xnor": False, "in_bits": 4, "in_signed": True, "w_bits": 4}),
 }
 
 
@@ -250,3 +255,43 @@ def test_yosys_counts_sit_beside_finn_estimates_in_the_report(mnist_build, tmp_p
     assert row["yosys_LUT"] == 11 and row["LUT"] >= 0  # FINN's estimate is kept beside it
     assert rep["yosys"]["totals"]["LUT"] == 11 and "error" in rep["yosys"]["layers"][names[1]]
     assert "yosys_LUT" in html.read_text()
+
+
+@needs_verilator
+def test_a_residual_fork_and_join_is_stitched_with_deadlock_free_fifos():
+    """DuplicateStreams -> (x, 2x) -> two-stream add: the DAG stitcher, dup_stream and eltwise_stream2."""
+    from hw.rtlgen.base import RTL_DIR, LayerRTL, hex_lines, stream_wrapper
+    from hw.rtlgen.from_finn import _module, _pad
+    from hw.rtlgen.stitch import Edge, stitched_layer
+    from hw.sim.layer_sim import simulate
+
+    n, pe = 64, 2  # beats per frame, 4-bit lanes
+    common = dict(in_elems=pe, in_elem_bits=4, out_elems=pe, in_beats=n, out_beats=n, exp_cycles=n)
+    dup_body = ["    wire [7:0] d; wire [1:0] v, r;",
+                "    dup_stream #(.WIDTH(8), .N_OUT(2)) core (.clk(ap_clk), .rst_n(ap_rst_n), .in_tdata(in0_V_TDATA),"
+                " .in_tvalid(in0_V_TVALID), .in_tready(in0_V_TREADY), .out_tdata(d), .out_tvalid(v), .out_tready(r));",
+                _pad("out0_V", 8, "d"), "    assign out0_V_TVALID = v[0]; assign r[0] = out0_V_TREADY;",
+                _pad("out1_V", 8, "d"), "    assign out1_V_TVALID = v[1]; assign r[1] = out1_V_TREADY;"]
+    dup = LayerRTL("dup", "dup", "dup_stream", 8, 8, out_elem_bits=4, **common, out_ports=[8, 8],
+                   sources={"dup.v": _module("dup", [8], [8, 8], dup_body)}, library=[RTL_DIR / "dup_stream.sv"])
+    params = {"PE": pe, "CF": 1, "IN_BITS": 4, "IN_SIGNED": 0, "C_BITS": 3, "OUT_BITS": 5, "OP": 3,
+              "CONST_FILE": "twice_const.dat"}
+    twice = LayerRTL("twice", "twice", "eltwise_const", 8, 10, out_elem_bits=5, **common,
+                     sources={"twice.v": stream_wrapper("twice", "eltwise_const", params, 8, 10)},
+                     library=[RTL_DIR / "eltwise_const.sv"], mem_files={"twice_const.dat": hex_lines([0b010010], 6)})
+    add_body = ["    wire [11:0] y;",
+                "    eltwise_stream2 #(.PE(2), .A_BITS(4), .A_SIGNED(0), .B_BITS(5), .B_SIGNED(0), .OUT_BITS(6), .OP(0))"
+                " core (.clk(ap_clk), .rst_n(ap_rst_n), .a_tdata(in0_V_TDATA[7:0]), .a_tvalid(in0_V_TVALID),"
+                " .a_tready(in0_V_TREADY), .b_tdata(in1_V_TDATA[9:0]), .b_tvalid(in1_V_TVALID),"
+                " .b_tready(in1_V_TREADY), .out_tdata(y), .out_tvalid(out0_V_TVALID), .out_tready(out0_V_TREADY));",
+                _pad("out0_V", 12, "y")]
+    add = LayerRTL("add", "add", "eltwise_stream2", 8, 12, out_elem_bits=6, **common, in_ports=[8, 10],
+                   sources={"add.v": _module("add", [8, 10], [12], add_body)}, library=[RTL_DIR / "eltwise_stream2.sv"])
+    # The direct branch (dup out0 -> add in0) must hold a whole frame while 'twice' runs.
+    edges = [Edge(None, (0, 0)), Edge((0, 0), (2, 0), 64), Edge((0, 1), (1, 0), 2), Edge((1, 0), (2, 1), 2),
+             Edge((2, 0), None)]
+    top = stitched_layer("dag_top", [dup, twice, add], edges=edges)
+    x = np.random.default_rng(7).integers(0, 16, (3 * n, pe))
+    run = simulate(top, x, out_signed=False, seed=5, gap_pct=30, stall_pct=30)
+    assert np.array_equal(run.out, 3 * x)
+

@@ -3,8 +3,9 @@
 // y[r] = thresholds_r( sum_c x[c] (*) w[r][c] ), r < MH, c < MW, where (*) is
 //   XNOR = 1: x and w are bits (bit 1 = +1, bit 0 = -1) and the sum is the popcount
 //             of XNOR(x, w), exactly FINN's binaryXnorMode;
-//   XNOR = 0: x is an IN_BITS integer (IN_SIGNED) and w = +1 (bit 1) or -1 (bit 0),
-//             e.g. the first layer of a BNN taking 8-bit pixels.
+//   XNOR = 0: x is an IN_BITS integer (IN_SIGNED) and w = +1 (bit 1) or -1 (bit 0)
+//             with W_BITS = 1, e.g. the first layer of a BNN taking 8-bit pixels, or a
+//             signed W_BITS-bit integer with W_BITS > 1 (k-bit layers of hybrid networks).
 // Folding as in FINN: PE rows and SIMD columns per cycle. Output row r = nf*PE + pe
 // lives in PE pe at fold nf; column c = sf*SIMD + s is SIMD lane s of beat sf.
 // A vector is SF = MW/SIMD input beats (lane s at bits [s*IN_BITS +: IN_BITS]);
@@ -16,8 +17,8 @@
 // (FINN's MultiThreshold; bipolar outputs are encoded as bit 1 = +1 and use
 // OUT_BIAS 0). With N_THRES = 0 (noActivation) the output is the accumulator.
 //
-// Memories ($readmemh): WEIGHT_FILE has NF*SF words of PE*SIMD bits, word nf*SF+sf,
-// bit pe*SIMD+s. THRESH_FILE has NF words of PE*N_THRES*ACC_BITS bits, threshold i
+// Memories ($readmemh): WEIGHT_FILE has NF*SF words of PE*SIMD*W_BITS bits, word
+// nf*SF+sf, weight of PE pe and lane s at bits [(pe*SIMD+s)*W_BITS +: W_BITS]. THRESH_FILE has NF words of PE*N_THRES*ACC_BITS bits, threshold i
 // of PE pe at bits [(pe*N_THRES+i)*ACC_BITS +: ACC_BITS], two's complement.
 //
 // Pipeline: issue (counters, buffer, memory read) -> accumulate -> threshold ->
@@ -31,6 +32,7 @@ module xnor_mvtu #(
     parameter bit XNOR      = 1,
     parameter int IN_BITS   = 1,
     parameter bit IN_SIGNED = 0,
+    parameter int W_BITS    = 1,
     parameter int ACC_BITS  = 16,
     parameter int N_THRES   = 1,
     parameter int OUT_BITS  = 1,
@@ -60,7 +62,7 @@ module xnor_mvtu #(
 
     initial begin
         if (MW % SIMD != 0 || MH % PE != 0) $fatal(1, "xnor_mvtu: SIMD must divide MW and PE must divide MH");
-        if (XNOR && IN_BITS != 1) $fatal(1, "xnor_mvtu: XNOR mode takes 1-bit inputs");
+        if (XNOR && (IN_BITS != 1 || W_BITS != 1)) $fatal(1, "xnor_mvtu: XNOR mode takes 1-bit inputs and weights");
     end
 
     logic en;  // the whole pipeline advances together
@@ -94,8 +96,8 @@ module xnor_mvtu #(
     end
     always_ff @(posedge clk) if (fire0 && nf == 0) ibuf[sf] <= in_tdata;
 
-    logic [PE*SIMD-1:0] wq;
-    bnn_rom #(.WIDTH(PE*SIMD), .DEPTH(WMEM), .INIT_FILE(WEIGHT_FILE), .RAM_STYLE(RAM_STYLE))
+    logic [PE*SIMD*W_BITS-1:0] wq;
+    bnn_rom #(.WIDTH(PE*SIMD*W_BITS), .DEPTH(WMEM), .INIT_FILE(WEIGHT_FILE), .RAM_STYLE(RAM_STYLE))
         u_wrom (.clk(clk), .en(en), .addr(waddr), .q(wq));
 
     logic           v1, first1, last1;
@@ -119,16 +121,21 @@ module xnor_mvtu #(
             logic [SIMD-1:0]            match;
             // XNOR as a SIMD-wide vector first: inside a size cast the operands would be
             // widened before the XNOR, turning its leading zeros into ones.
-            match = ~(x1[SIMD-1:0] ^ wq[p*SIMD +: SIMD]);
+            match = ~(x1[SIMD-1:0] ^ wq[p*SIMD*W_BITS +: SIMD]);
             dot = '0;
             for (int s = 0; s < SIMD; s++) begin
                 if (XNOR) begin
                     dot = dot + ACC_BITS'(match[s]);
                 end else begin
-                    logic signed [ACC_BITS-1:0] xv;
+                    logic signed [ACC_BITS-1:0] xv, wv;
                     xv = IN_SIGNED ? ACC_BITS'($signed(x1[s*IN_BITS +: IN_BITS]))
                                    : ACC_BITS'($unsigned(x1[s*IN_BITS +: IN_BITS]));
-                    dot = wq[p*SIMD + s] ? dot + xv : dot - xv;
+                    if (W_BITS == 1) begin
+                        dot = wq[p*SIMD + s] ? dot + xv : dot - xv;
+                    end else begin
+                        wv = ACC_BITS'($signed(wq[(p*SIMD + s)*W_BITS +: W_BITS]));
+                        dot = dot + xv * wv;
+                    end
                 end
             end
             acc_next[p] = (first1 ? '0 : acc[p]) + dot;

@@ -36,6 +36,12 @@ class LayerRTL:
     library: list[Path] = field(default_factory=list)
     mem_files: dict[str, bytes] = field(default_factory=dict)
     ties: dict[str, str] = field(default_factory=dict)  # extra input ports and their constant values
+    in_ports: list[int] = field(default_factory=list)   # unpadded bits of in0_V, in1_V, ... (default [in_bits])
+    out_ports: list[int] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.in_ports = self.in_ports or [self.in_bits]
+        self.out_ports = self.out_ports or [self.out_bits]
 
     @property
     def in_padded(self) -> int:

@@ -1,4 +1,4 @@
-"""The binary-weight matrix-vector-threshold unit (hw/rtl/xnor_mvtu.sv) for one layer.
+"""The matrix-vector-threshold unit (hw/rtl/xnor_mvtu.sv) for one layer: XNOR, bipolar or k-bit weights.
 
 :class:`MVTU` holds one layer's matrices in FINN's conventions (weights (MW, MH),
 thresholds (MH, n)), writes the memory files and wrapper, and is its own numpy
@@ -24,7 +24,7 @@ def signed_bits(lo: int, hi: int) -> int:
 class MVTU:
     """One binary-weight matrix-vector(-threshold) layer.
 
-    weights: (MW, MH); in XNOR mode bits {0, 1} (1 = +1), else bipolar {-1, +1}.
+    weights: (MW, MH); in XNOR mode bits {0, 1} (1 = +1), else bipolar {-1, +1} or any integers.
     thresholds: (MH, n) or (1, n) integers (None = noActivation, output the sum).
     in_bits/in_signed: the input element type (XNOR mode: 1, unsigned).
     out_bits/out_bias: output element width and the value added to the threshold count.
@@ -44,14 +44,17 @@ class MVTU:
     ram_style_thresh: str = "distributed"
 
     def __post_init__(self):
-        w = np.asarray(self.weights)
+        w = np.asarray(self.weights).astype(np.int64)
         self.mw, self.mh = w.shape
         if self.mw % self.simd or self.mh % self.pe:
             raise ValueError(f"SIMD {self.simd} must divide MW {self.mw} and PE {self.pe} must divide MH {self.mh}")
-        allowed = {0, 1} if self.xnor else {-1, 1}
-        if not set(np.unique(w).tolist()) <= allowed:
-            raise ValueError(f"weights must be in {sorted(allowed)}")
-        self.wbits = (w > 0).astype(np.uint8)  # hardware encoding: bit 1 = +1
+        values = set(np.unique(w).tolist())
+        if self.xnor and not values <= {0, 1}:
+            raise ValueError("XNOR weights must be in [0, 1]")
+        # Bipolar weights travel as one bit (1 = +1); anything else as signed k-bit integers.
+        self.w_bits = 1 if self.xnor or values <= {-1, 1} else signed_bits(int(w.min()), int(w.max()))
+        self.wint = w
+        self.wbits = (w > 0).astype(np.int64) if self.w_bits == 1 else w & ((1 << self.w_bits) - 1)
         lo, hi = self.acc_range()
         if self.thresholds is not None:
             t = np.asarray(self.thresholds, dtype=np.float64)
@@ -81,7 +84,7 @@ class MVTU:
             return 0, self.mw
         xlo = -(1 << (self.in_bits - 1)) if self.in_signed else 0
         xhi = (1 << (self.in_bits - 1)) - 1 if self.in_signed else (1 << self.in_bits) - 1
-        m = max(abs(xlo), abs(xhi))
+        m = max(abs(xlo), abs(xhi)) * int(np.abs(self.wint).max(initial=1))
         return -self.mw * m, self.mw * m
 
     # ---- reference model --------------------------------------------------------------
@@ -90,8 +93,8 @@ class MVTU:
         """(N, MW) input elements (XNOR mode: bits) -> (N, MH) accumulator values."""
         x = np.asarray(x, dtype=np.int64)
         if self.xnor:
-            return (x[:, :, None] == self.wbits[None].astype(np.int64)).sum(axis=1)
-        return x @ (2 * self.wbits.astype(np.int64) - 1)
+            return (x[:, :, None] == self.wbits[None]).sum(axis=1)
+        return x @ self.wint
 
     def reference(self, x: np.ndarray) -> np.ndarray:
         """(N, MW) -> (N, MH) output elements as the hardware encodes them."""
@@ -115,15 +118,18 @@ class MVTU:
     # ---- hardware files ---------------------------------------------------------------
 
     def weight_words(self) -> list[int]:
-        """WEIGHT_FILE words: address nf*SF+sf, bit pe*SIMD+s."""
-        w = self.wbits.T  # (MH, MW): row r, column c
+        """WEIGHT_FILE words: address nf*SF+sf, lane (pe*SIMD+s) at W_BITS bits each."""
+        w = self.wbits.T  # (MH, MW): row r, column c, hardware encoding
         words = []
         for nf in range(self.nf):
             for sf in range(self.sf):
-                bits = []
+                lanes = []
                 for pe in range(self.pe):
-                    bits.extend(w[nf * self.pe + pe, sf * self.simd:(sf + 1) * self.simd].tolist())
-                words.append(bits_to_int(bits))
+                    lanes.extend(w[nf * self.pe + pe, sf * self.simd:(sf + 1) * self.simd].tolist())
+                if self.w_bits == 1:
+                    words.append(bits_to_int(lanes))
+                else:
+                    words.append(sum(int(v) << (i * self.w_bits) for i, v in enumerate(lanes)))
         return words
 
     def threshold_words(self) -> list[int]:
@@ -142,7 +148,8 @@ class MVTU:
         """Parameters of xnor_mvtu for this layer (memory files named ``<prefix>_*.dat``)."""
         return {
             "MW": self.mw, "MH": self.mh, "PE": self.pe, "SIMD": self.simd, "XNOR": int(self.xnor),
-            "IN_BITS": self.in_bits, "IN_SIGNED": int(self.in_signed), "ACC_BITS": self.acc_bits,
+            "IN_BITS": self.in_bits, "IN_SIGNED": int(self.in_signed), "W_BITS": self.w_bits,
+            "ACC_BITS": self.acc_bits,
             "N_THRES": 0 if self.thr is None else self.thr.shape[1], "OUT_BITS": self.out_bits,
             "OUT_BIAS": self.out_bias, "WEIGHT_FILE": f"{prefix}_weights.dat",
             "THRESH_FILE": f"{prefix}_thresholds.dat", "RAM_STYLE": self.ram_style,
@@ -158,13 +165,14 @@ class MVTU:
         top = name
         prefix = str(mem_dir / name) if mem_dir else name
         in_bits, out_bits = self.simd * self.in_bits, self.pe * self.out_bits
-        mems = {f"{name}_weights.dat": hex_lines(self.weight_words(), self.pe * self.simd)}
+        mems = {f"{name}_weights.dat": hex_lines(self.weight_words(), self.pe * self.simd * self.w_bits)}
         if self.thr is not None:
             mems[f"{name}_thresholds.dat"] = hex_lines(self.threshold_words(),
                                                        self.pe * self.thr.shape[1] * self.acc_bits)
         cycles = self.nf * self.sf * self.n_vectors
         return LayerRTL(
-            name=name, top=top, op="xnor_mvtu" if self.xnor else "binary-weight mvtu",
+            name=name, top=top, op="xnor_mvtu" if self.xnor else
+            ("binary-weight mvtu" if self.w_bits == 1 else f"{self.w_bits}-bit-weight mvtu"),
             in_bits=in_bits, out_bits=out_bits, in_elems=self.simd, in_elem_bits=self.in_bits,
             out_elems=self.pe, out_elem_bits=self.out_bits,
             in_beats=self.sf * self.n_vectors, out_beats=self.nf * self.n_vectors,
