@@ -54,7 +54,8 @@ class UseXnorRTL(Transformation):
             if not (self.all_binary or inst.get_nodeattr("preferred_impl_style") == "rtl"):
                 continue
             try:
-                mvtu_from_node(model, node)
+                if mvtu_from_node(model, node).w_bits != 1:
+                    continue  # k-bit weights: FINN's own MVAU_rtl is the RTL choice there
             except Unsupported:
                 continue
             node.op_type, node.domain = "MVAUXnor_rtl", RTL_DOMAIN

@@ -122,8 +122,11 @@ def run_frames(design: Design, frames: np.ndarray, seed: int = 0, gap_pct: int =
     elems = encode(frames, design.in_dtype).reshape(-1, top.in_elems)
     beats = pack(elems, top.in_elem_bits, design.sim.ports.in_words)
     n_out = n * top.out_beats
+    # Generous: 4x FINN's slowest-layer estimate per frame plus the pipeline fill; a
+    # design that needs more has stalled (or deadlocked) and the run says so.
+    budget = (1 + gap_pct + stall_pct) * (4 * (n + 4) * max(top.exp_cycles, 1) + 200 * (len(beats) + n_out)) + 100_000
     res = verilator.run(design.sim, beats, n_out, design.mem_files, seed=seed, gap_pct=gap_pct,
-                        stall_pct=stall_pct)
+                        stall_pct=stall_pct, max_cycles=budget)
     out = unpack(res.words, top.out_elems, top.out_elem_bits,
                  design.out_dtype.signed() and design.out_dtype.name != "BIPOLAR")
     out = decode(out, design.out_dtype).reshape(n, *design.out_shape[1:]).astype(np.float32)

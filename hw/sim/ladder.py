@@ -88,6 +88,8 @@ def rtlsim_stage(build, host_x: np.ndarray, ref: np.ndarray | None, kinds: list[
             frames = _apply(pre, host_x)
             run = run_frames(design, frames)
             out = _apply(post, run.out.reshape(len(host_x), *design.out_shape))
+    except RuntimeError as e:  # the RTL stopped producing outputs: a hardware failure, not a pass
+        return StageResult(STAGE, "mismatch", f"RTL simulation did not finish: {e}", 0, len(host_x))
     finally:
         design.close()
     res = _compare(STAGE, ref, out, kinds)
