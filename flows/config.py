@@ -26,10 +26,10 @@ class Source:
         h.update(f"{self.model}|".encode())
         for path in (self.ckpt, self.onnx):
             if path is not None:
-                h.update(_file_digest(path).encode())
+                h.update(file_digest(path).encode())
                 data = Path(str(path) + ".data")
                 if data.exists():
-                    h.update(_file_digest(data).encode())
+                    h.update(file_digest(data).encode())
         return h.hexdigest()[:16]
 
     @property
@@ -53,7 +53,7 @@ class Target:
 
     def fingerprint(self) -> str:
         """Changes whenever the folding would change."""
-        digest = _file_digest(self.folding_file) if self.folding_file else ""
+        digest = file_digest(self.folding_file) if self.folding_file else ""
         return f"{self.mode}|{self.fps}|{digest}|{self.ceiling}"
 
 
@@ -83,7 +83,8 @@ class BuildConfig:
         }
 
 
-def _file_digest(path: Path) -> str:
+def file_digest(path: Path) -> str:
+    """Hex sha256 of a file (read in chunks)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

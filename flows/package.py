@@ -216,12 +216,10 @@ def remove_deploy(out_dir: Path) -> None:
 
 
 def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """Hex sha256 of a file (the board-side driver recomputes it the same way)."""
+    from flows.config import file_digest
+
+    return file_digest(path)
 
 
 def _finn_dt(name: str) -> str:
