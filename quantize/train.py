@@ -14,6 +14,14 @@ Models may provide two hooks: ``param_groups(recipe)`` (optimizer groups, e.g. a
 of scales with its own rate from ``recipe.group_lr``) and ``constrain()`` (projections
 after every optimizer step). The recipe's ReduceLROnPlateau and early stopping, both on
 the training loss, are checkpointed with the weights, so a resumed run continues them.
+
+A recipe with ``stages`` trains them in order. Each stage starts from the previous
+stage's best checkpoint (``best-<stage>.pt``, by validation accuracy), then the model's
+third hook, ``set_training_stage(name)``, switches it to the stage, and the stage gets a
+fresh optimizer and schedule from ``recipe.for_stage(stage)`` (which is also what
+``param_groups`` receives). Checkpoints record the stage, so a resumed run continues in
+it and :func:`load_checkpoint` rebuilds the model in it; ``best.pt`` is the best of the
+stage in progress, so after the run it is the last stage's best.
 """
 from __future__ import annotations
 
@@ -34,7 +42,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from quantize.data import DatasetError, load_dataset, stratified_split
-from quantize.recipes import EarlyStopping, Recipe, get_recipe, make_loss
+from quantize.recipes import EarlyStopping, Recipe, TrainingStage, get_recipe, make_loss
 from quantize.registry import ModelSpec, UnknownModelError, get_spec
 
 __all__ = [
@@ -50,6 +58,9 @@ __all__ = [
 
 CHECKPOINT_FORMAT = 1
 _METRIC_FIELDS = ("epoch", "lr", "loss", "train_acc", "val_acc", "images", "seconds", "images_per_s")
+# Only staged runs write this column (first), so single-stage metrics files keep their layout.
+_STAGE_FIELD = "stage"
+STAGE_HOOK = "set_training_stage"
 
 
 class CheckpointError(Exception):
@@ -58,7 +69,10 @@ class CheckpointError(Exception):
 
 @dataclass
 class TrainConfig:
-    """What to train and where; ``epochs``, ``batch_size`` and ``lr`` override the recipe."""
+    """What to train and where; ``epochs``, ``batch_size`` and ``lr`` override the recipe.
+
+    With training stages ``epochs`` is every stage's count and ``lr`` scales every stage's rate.
+    """
 
     model: str
     dataset: str | None = None  # None: the model's default dataset
@@ -93,6 +107,7 @@ class TrainResult:
     images_per_s: float  # training throughput over the whole run
     metrics_csv: Path
     curve_png: Path
+    stage: str | None = None  # training stage of the best checkpoint; None without stages
 
 
 @dataclass
@@ -230,6 +245,8 @@ def load_checkpoint(path: str | Path, model: str | None = None) -> tuple[nn.Modu
     """Rebuild the checkpoint's model from the registry (eval mode) and return it with the checkpoint.
 
     With ``model`` given, a checkpoint of any other model is a :class:`CheckpointError`.
+    A checkpoint saved in a training stage calls the model's ``set_training_stage(stage)``
+    before loading the weights, so the model (and its export) is in that stage.
     """
     path = Path(path)
     ckpt = _read_checkpoint(path)
@@ -242,6 +259,11 @@ def load_checkpoint(path: str | Path, model: str | None = None) -> tuple[nn.Modu
         raise CheckpointError(f"{path}: checkpoint of unknown model {name!r}") from None
     with torch.random.fork_rng(devices=[]):  # building the model must not disturb the caller's RNG
         net = spec.factory()
+        stage = ckpt.get("stage")
+        if stage is not None:
+            # The stage decides what the weights mean (e.g. binary activations), so the
+            # model is switched before they are loaded and stays in it for export.
+            _enter_stage(net, stage, CheckpointError, f"{path}: checkpoint of training stage {stage!r}, but ")
     _restore(net, ckpt["state_dict"], path, f"model {name!r}")
     net.eval()
     return net, ckpt
@@ -253,14 +275,20 @@ def load_checkpoint(path: str | Path, model: str | None = None) -> tuple[nn.Modu
 def _recipe_for(spec: ModelSpec, cfg: TrainConfig) -> Recipe:
     recipe = get_recipe(spec.recipe)
     changes: dict[str, Any] = {}
+    stages = list(recipe.stages)
     if cfg.epochs is not None:
         changes["epochs"] = cfg.epochs
+        stages = [dataclasses.replace(st, epochs=None) for st in stages]
     if cfg.batch_size is not None:
         changes["batch_size"] = cfg.batch_size
     if cfg.lr is not None:
+        scale = cfg.lr / recipe.lr
         changes["lr"] = cfg.lr
         if recipe.lr_final is not None:
-            changes["lr_final"] = recipe.lr_final * cfg.lr / recipe.lr
+            changes["lr_final"] = recipe.lr_final * scale
+        stages = [st if st.lr is None else dataclasses.replace(st, lr=st.lr * scale) for st in stages]
+    if stages != list(recipe.stages):
+        changes["stages"] = tuple(stages)
     return recipe.replace(**changes) if changes else recipe
 
 
@@ -411,7 +439,9 @@ def _batches(n: int, batch_size: int, rng: np.random.Generator) -> list[torch.Te
     return batches
 
 
-def _train_epoch(model, optimizer, loss_fn, data: _Data, recipe: Recipe, epoch: int, progress: bool) -> dict:
+def _train_epoch(
+    model, optimizer, loss_fn, data: _Data, recipe: Recipe, epoch: int, progress: bool, desc: str
+) -> dict:
     rng, gen = _epoch_rngs(recipe.seed, epoch)
     batches = _batches(len(data.y_train), recipe.batch_size, rng)
     model.train()
@@ -419,7 +449,7 @@ def _train_epoch(model, optimizer, loss_fn, data: _Data, recipe: Recipe, epoch: 
     start = time.perf_counter()
     bar = tqdm(
         batches,
-        desc=f"epoch {epoch + 1}/{recipe.epochs}",
+        desc=desc,
         unit="batch",
         leave=False,
         disable=None if progress else True,  # None: only on a terminal
@@ -438,63 +468,157 @@ def _train_epoch(model, optimizer, loss_fn, data: _Data, recipe: Recipe, epoch: 
     return {"loss": loss_sum / seen, "train_acc": correct / seen, "images": seen, "train_seconds": seconds}
 
 
+@dataclass
+class _Progress:
+    """Where a run stands: the stage in progress, its best epoch, and the stages behind it."""
+
+    stage_index: int = 0
+    stage_epoch: int = 0  # epochs finished in the current stage
+    epoch: int = 0  # epochs finished in the whole run (numbers the metrics rows and the RNG draws)
+    best_val: float = float("nan")  # of the current stage
+    best_epoch: int = 0  # run-wide epoch number of the current stage's best
+    stage_results: list = dataclasses.field(default_factory=list)  # one dict per finished stage
+
+
+def _plan(recipe: Recipe) -> list[tuple[TrainingStage | None, Recipe]]:
+    """(stage, the flat recipe it trains with) in order; one (None, recipe) without stages."""
+    if not recipe.stages:
+        return [(None, recipe)]
+    return [(st, recipe.for_stage(st)) for st in recipe.stages]
+
+
+def _enter_stage(model: nn.Module, name: str, error: type = TypeError, prefix: str = "") -> None:
+    hook = getattr(model, STAGE_HOOK, None)
+    if not callable(hook):
+        raise error(f"{prefix}{type(model).__name__} has no {STAGE_HOOK}(name) method to switch training stages")
+    hook(name)
+
+
 def _run(cfg: TrainConfig, spec: ModelSpec, recipe: Recipe, dataset: str, data: _Data, log) -> TrainResult:
     out = cfg.out_dir
     best_path, last_path, metrics_path = out / "best.pt", out / "last.pt", out / "metrics.csv"
+    plan = _plan(recipe)
+    staged = bool(recipe.stages)
     torch.manual_seed(recipe.seed)
     model = spec.factory()
-    optimizer = _make_optimizer(recipe, model)
-    schedule = _Schedule(recipe, optimizer)
-    loss_fn = make_loss(recipe.loss)
-    done, best_val, best_epoch, rows = 0, float("nan"), 0, []
+    if staged and not callable(getattr(model, STAGE_HOOK, None)):
+        raise TypeError(f"model {spec.name!r}: recipe {recipe.name!r} trains in stages "
+                        f"({', '.join(recipe.stage_names())}) but {type(model).__name__} has no "
+                        f"{STAGE_HOOK}(name) method")
+    loss_fn = make_loss(recipe.loss, recipe.label_smoothing)
+    prog, rows, resumed = _Progress(), [], None
     if last_path.exists():
-        done, best_val, best_epoch = _resume(last_path, model, optimizer, schedule, spec.name, dataset, cfg.limit)
-        rows = [r for r in _read_metrics(metrics_path) if r["epoch"] <= done]
-        stopped = "; it had stopped early" if schedule.stopped else ""
-        log(f"resuming {last_path}: {done} of {recipe.epochs} epochs done{stopped}")
+        resumed = _read_resume(last_path, spec.name, dataset, cfg.limit, recipe)
+        prog = resumed["progress"]
+        rows = [r for r in _read_metrics(metrics_path) if r["epoch"] <= prog.epoch]
+        log(_resume_line(last_path, resumed, prog, plan))
     _log_setup(log, spec, dataset, recipe, data)
     epochs_run = 0
-    for epoch in range(done, recipe.epochs):
-        if schedule.stopped:
-            break
-        lr = _set_epoch_lr(optimizer, recipe, epoch)
-        start = time.perf_counter()
-        stats = _train_epoch(model, optimizer, loss_fn, data, recipe, epoch, cfg.progress)
-        val_acc = evaluate(model, data.x_val, data.y_val)
-        row = {
-            "epoch": epoch + 1,
-            "lr": lr,
-            "loss": stats["loss"],
-            "train_acc": stats["train_acc"],
-            "val_acc": val_acc,
-            "images": stats["images"],
-            "seconds": time.perf_counter() - start,
-            "images_per_s": stats["images"] / stats["train_seconds"],
-        }
-        rows.append(row)
-        _write_metrics(metrics_path, rows)
-        # Without a validation split the latest epoch counts as the best.
-        improved = math.isnan(val_acc) or math.isnan(best_val) or val_acc > best_val
-        if improved:
-            best_val, best_epoch = val_acc, epoch + 1
-        schedule.end_epoch(stats["loss"])
-        ckpt = _checkpoint(model, optimizer, spec, recipe, dataset, data, cfg.limit, row, best_val, best_epoch,
-                           schedule)
-        if improved:
-            _atomic_save(ckpt, best_path)
-        _atomic_save(ckpt, last_path)
-        epochs_run += 1
-        log(_epoch_line(row, recipe.epochs))
-        if schedule.stopped:
-            log(f"early stop after epoch {epoch + 1}: training loss not better by > {recipe.early_stop_delta:g} "
-                f"for {recipe.early_stop_patience} epochs")
-    return _finish(out, spec, dataset, recipe, data, rows, best_val, best_epoch, epochs_run, log)
+    for index in range(prog.stage_index, len(plan)):
+        stage, stage_recipe = plan[index]
+        name = None if stage is None else stage.name
+        if resumed is not None and index == prog.stage_index:
+            if staged:
+                _enter_stage(model, name)
+            _restore(model, resumed["ckpt"]["state_dict"], last_path, f"model {spec.name!r}")
+            optimizer = _make_optimizer(stage_recipe, model)
+            schedule = _Schedule(stage_recipe, optimizer)
+            _restore(optimizer, resumed["ckpt"]["optimizer"], last_path, "the optimizer")
+            _restore(schedule, resumed["ckpt"].get("schedule", {}), last_path, "the recipe's schedule")
+            torch.set_rng_state(resumed["ckpt"]["rng"]["torch"])
+        else:
+            if index > 0:
+                _start_from_best(model, out, plan[index - 1][0].name, log)
+            if staged:
+                _enter_stage(model, name)
+            optimizer = _make_optimizer(stage_recipe, model)
+            schedule = _Schedule(stage_recipe, optimizer)
+            prog.stage_index, prog.stage_epoch = index, 0
+            prog.best_val, prog.best_epoch = float("nan"), 0
+            if staged:
+                log(_stage_line(index, len(plan), name, stage_recipe))
+        for stage_epoch in range(prog.stage_epoch, stage_recipe.epochs):
+            if schedule.stopped:
+                break
+            lr = _set_epoch_lr(optimizer, stage_recipe, stage_epoch)
+            where = f"epoch {stage_epoch + 1}/{stage_recipe.epochs}"
+            if staged:
+                where = f"stage {index + 1}/{len(plan)} {name}  {where}"
+            start = time.perf_counter()
+            stats = _train_epoch(model, optimizer, loss_fn, data, stage_recipe, prog.epoch, cfg.progress, where)
+            val_acc = evaluate(model, data.x_val, data.y_val)
+            row = {
+                "epoch": prog.epoch + 1,
+                "lr": lr,
+                "loss": stats["loss"],
+                "train_acc": stats["train_acc"],
+                "val_acc": val_acc,
+                "images": stats["images"],
+                "seconds": time.perf_counter() - start,
+                "images_per_s": stats["images"] / stats["train_seconds"],
+            }
+            if staged:
+                row = {_STAGE_FIELD: name, **row}
+            rows.append(row)
+            _write_metrics(metrics_path, rows)
+            prog.epoch, prog.stage_epoch = prog.epoch + 1, stage_epoch + 1
+            # Without a validation split the latest epoch counts as the best.
+            improved = math.isnan(val_acc) or math.isnan(prog.best_val) or val_acc > prog.best_val
+            if improved:
+                prog.best_val, prog.best_epoch = val_acc, prog.epoch
+            schedule.end_epoch(stats["loss"])
+            ckpt = _checkpoint(model, optimizer, spec, recipe, dataset, data, cfg.limit, row, prog, name, schedule)
+            if improved:
+                if staged:
+                    _atomic_save(ckpt, _stage_best_path(out, name))
+                _atomic_save(ckpt, best_path)
+            _atomic_save(ckpt, last_path)
+            epochs_run += 1
+            log(f"{where}  {_epoch_stats(row)}")
+            if schedule.stopped:
+                log(f"early stop after {where}: training loss not better by > "
+                    f"{stage_recipe.early_stop_delta:g} for {stage_recipe.early_stop_patience} epochs")
+        if staged:
+            prog.stage_results.append(_stage_result(name, prog))
+    return _finish(out, spec, dataset, recipe, data, rows, prog, epochs_run, log)
 
 
-def _finish(
-    out: Path, spec, dataset, recipe, data: _Data, rows, best_val, best_epoch, epochs_run, log
-) -> TrainResult:
-    """Test the best checkpoint, write the summary and the curves."""
+def _stage_best_path(out: Path, stage: str) -> Path:
+    return out / f"best-{stage}.pt"
+
+
+def _start_from_best(model: nn.Module, out: Path, stage: str, log) -> None:
+    """Load the finished stage's best weights into the model, which is still in that stage."""
+    path = _stage_best_path(out, stage)
+    ckpt = _read_checkpoint(path)
+    if ckpt.get("stage") != stage:
+        raise CheckpointError(f"{path}: holds stage {ckpt.get('stage')!r}, not {stage!r}")
+    _restore(model, ckpt["state_dict"], path, f"model {ckpt['model']!r}")
+    log(f"starting from stage {stage}'s best: epoch {ckpt['best_epoch']}, val {_pct(ckpt['best_val_acc'])} "
+        f"({path.name})")
+
+
+def _stage_result(name: str, prog: _Progress) -> dict:
+    return {"name": name, "epochs": prog.stage_epoch, "best_epoch": prog.best_epoch, "best_val_acc": prog.best_val}
+
+
+def _stage_line(index: int, count: int, name: str, r: Recipe) -> str:
+    return (f"stage {index + 1}/{count} {name}: {r.epochs} epochs, {r.optimizer} {_schedule_text(r)}, "
+            f"weight decay {r.weight_decay:g}, fresh optimizer")
+
+
+def _resume_line(path: Path, resumed: dict, prog: _Progress, plan) -> str:
+    early_stop = (resumed["ckpt"].get("schedule") or {}).get("early_stop") or {}
+    stopped = "; it had stopped early" if early_stop.get("stopped") else ""
+    stage, stage_recipe = plan[prog.stage_index]
+    if stage is None:
+        return f"resuming {path}: {prog.stage_epoch} of {stage_recipe.epochs} epochs done{stopped}"
+    return (f"resuming {path}: stage {prog.stage_index + 1}/{len(plan)} {stage.name}, "
+            f"{prog.stage_epoch} of {stage_recipe.epochs} epochs done{stopped}")
+
+
+def _finish(out: Path, spec, dataset, recipe, data: _Data, rows, prog: _Progress, epochs_run, log) -> TrainResult:
+    """Test the best checkpoint (the last stage's), write the summary and the curves."""
     best_path = out / "best.pt"
     if not best_path.exists():
         raise CheckpointError(f"{best_path}: missing; delete {out / 'last.pt'} to train again from scratch")
@@ -504,34 +628,51 @@ def _finish(
         best_ckpt["test_acc"] = test_acc  # travels with the weights into the export's sidecar
         _atomic_save(best_ckpt, best_path)
     ips = _throughput(rows)
-    _write_summary(out / "train_summary.json", spec, dataset, recipe, rows, best_val, best_epoch, test_acc, ips)
+    stage = best_ckpt.get("stage")
+    _write_summary(out / "train_summary.json", spec, dataset, recipe, rows, prog, stage, test_acc, ips)
     _plot_curves(rows, out / "curves.png", spec.name)
     test_txt = "no test split" if test_acc is None else f"test {test_acc:.1%}"
-    log(f"best epoch {best_epoch}: val {_pct(best_val)}, {test_txt}  ->  {best_path}")
+    in_stage = "" if stage is None else f" (stage {stage})"
+    log(f"best epoch {prog.best_epoch}{in_stage}: val {_pct(prog.best_val)}, {test_txt}  ->  {best_path}")
     return TrainResult(
         checkpoint=best_path,
         last=out / "last.pt",
-        best_val_acc=best_val,
+        best_val_acc=prog.best_val,
         test_acc=test_acc,
         epochs_run=epochs_run,
         images_per_s=ips,
         metrics_csv=out / "metrics.csv",
         curve_png=out / "curves.png",
+        stage=stage,
     )
 
 
-def _log_setup(log, spec: ModelSpec, dataset: str, recipe: Recipe, data: _Data) -> None:
-    n_test = "no" if data.y_test is None else f"{len(data.y_test):,}"
-    sched = f"lr {recipe.lr:g}" + ("" if recipe.lr_final is None else f"->{recipe.lr_final:g}")
+def _schedule_text(recipe: Recipe) -> str:
+    if recipe.lr_schedule == "linear":
+        sched = f"lr {recipe.lr:g} linear->0"
+    else:
+        sched = f"lr {recipe.lr:g}" + ("" if recipe.lr_final is None else f"->{recipe.lr_final:g}")
     sched += "".join(f", {name} lr {v:g}" for name, v in recipe.group_lr.items())
     if recipe.plateau_factor is not None:
         sched += f", plateau x{recipe.plateau_factor:g} after {recipe.plateau_patience} (min {recipe.min_lr:g})"
     if recipe.early_stop_patience is not None:
         sched += f", early stop after {recipe.early_stop_patience}"
+    return sched
+
+
+def _log_setup(log, spec: ModelSpec, dataset: str, recipe: Recipe, data: _Data) -> None:
+    n_test = "no" if data.y_test is None else f"{len(data.y_test):,}"
     aug = ", augment " + ", ".join(f"{k} {v:g}" for k, v in recipe.augment.items()) if recipe.augment else ""
+    loss = recipe.loss + (f" (label smoothing {recipe.label_smoothing:g})" if recipe.label_smoothing else "")
+    if recipe.stages:
+        length = "stages " + " -> ".join(
+            f"{st.name} ({r.epochs} epochs, lr {r.lr:g}, wd {r.weight_decay:g})" for st, r in _plan(recipe)
+        )
+    else:
+        length = f"{recipe.epochs} epochs"
     log(
         f"{spec.name} on {dataset}: {len(data.y_train):,} train, {len(data.y_val):,} val, {n_test} test images; "
-        f"{recipe.optimizer} {sched}, {recipe.epochs} epochs, batch {recipe.batch_size}, {recipe.loss}{aug}"
+        f"{recipe.optimizer} {_schedule_text(recipe)}, {length}, batch {recipe.batch_size}, {loss}{aug}"
     )
 
 
@@ -539,9 +680,9 @@ def _pct(v: float) -> str:
     return "-" if math.isnan(v) else f"{v:.1%}"
 
 
-def _epoch_line(row: dict, epochs: int) -> str:
+def _epoch_stats(row: dict) -> str:
     return (
-        f"epoch {row['epoch']}/{epochs}  loss {row['loss']:.3f}  train {_pct(row['train_acc'])}  "
+        f"loss {row['loss']:.3f}  train {_pct(row['train_acc'])}  "
         f"val {_pct(row['val_acc'])}  {row['images_per_s']:,.0f} img/s"
     )
 
@@ -554,17 +695,21 @@ def _throughput(rows: list[dict]) -> float:
 # --------------------------------------------------------------------------- checkpoints
 
 
-def _checkpoint(model, optimizer, spec, recipe, dataset, data, limit, row, best_val, best_epoch, schedule) -> dict:
+def _checkpoint(model, optimizer, spec, recipe, dataset, data, limit, row, prog: _Progress, stage, schedule) -> dict:
     return {
         "format": CHECKPOINT_FORMAT,
         "model": spec.name,
         "state_dict": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
+        "optimizer": optimizer.state_dict(),  # the stage's own optimizer
         "schedule": schedule.state_dict(),  # ReduceLROnPlateau and early stopping
-        "epoch": row["epoch"],  # epochs finished
+        "epoch": row["epoch"],  # epochs finished in the whole run
+        "stage": stage,  # training stage name, None without stages; load_checkpoint switches to it
+        "stage_index": prog.stage_index,
+        "stage_epoch": prog.stage_epoch,  # epochs finished in this stage
+        "stage_results": [dict(r) for r in prog.stage_results],  # finished stages' best epochs
         "val_acc": row["val_acc"],
-        "best_val_acc": best_val,
-        "best_epoch": best_epoch,
+        "best_val_acc": prog.best_val,  # of this stage
+        "best_epoch": prog.best_epoch,
         "recipe": dataclasses.asdict(recipe),
         "dataset": dataset,
         "limit": limit,
@@ -619,8 +764,8 @@ def _restore(target, state: dict, path: Path, what: str) -> None:
         raise CheckpointError(f"{path}: does not fit {what} ({_first_line(e)})") from e
 
 
-def _resume(path: Path, model, optimizer, schedule, name: str, dataset: str, limit: int | None
-            ) -> tuple[int, float, int]:
+def _read_resume(path: Path, name: str, dataset: str, limit: int | None, recipe: Recipe) -> dict:
+    """Check that ``last.pt`` continues this run and say where it stands (weights are loaded later)."""
     ckpt = _read_checkpoint(path)
     _check_same_model(path, ckpt["model"], name)
     hint = "use the same settings or another out_dir"
@@ -628,11 +773,23 @@ def _resume(path: Path, model, optimizer, schedule, name: str, dataset: str, lim
         raise CheckpointError(f"{path}: trained on {ckpt.get('dataset')!r}, not {dataset!r}; {hint}")
     if ckpt.get("limit") != limit:
         raise CheckpointError(f"{path}: trained with limit {ckpt.get('limit')}, not {limit}; {hint}")
-    _restore(model, ckpt["state_dict"], path, f"model {name!r}")
-    _restore(optimizer, ckpt["optimizer"], path, "the optimizer")
-    _restore(schedule, ckpt.get("schedule", {}), path, "the recipe's schedule")
-    torch.set_rng_state(ckpt["rng"]["torch"])
-    return int(ckpt["epoch"]), float(ckpt["best_val_acc"]), int(ckpt["best_epoch"])
+    stage, index = ckpt.get("stage"), int(ckpt.get("stage_index", 0))
+    names = recipe.stage_names()
+    expected = names[index] if index < len(names) else None
+    if stage != expected:
+        have = "no stages" if stage is None else f"stage {index + 1} {stage!r}"
+        want = f"stages {', '.join(names)}" if names else "no stages"
+        raise CheckpointError(f"{path}: saved in {have}, but recipe {recipe.name!r} has {want}; {hint}")
+    epoch = int(ckpt["epoch"])
+    prog = _Progress(
+        stage_index=index,
+        stage_epoch=int(ckpt.get("stage_epoch", epoch)),
+        epoch=epoch,
+        best_val=float(ckpt["best_val_acc"]),
+        best_epoch=int(ckpt["best_epoch"]),
+        stage_results=[dict(r) for r in ckpt.get("stage_results", [])],
+    )
+    return {"ckpt": ckpt, "progress": prog}
 
 
 # --------------------------------------------------------------------------- reports
@@ -644,14 +801,19 @@ def _read_metrics(path: Path) -> list[dict]:
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     ints = {"epoch", "images"}
-    return [{k: (int(v) if k in ints else float(v)) for k, v in r.items() if k in _METRIC_FIELDS} for r in rows]
+
+    def parse(k: str, v: str):
+        return v if k == _STAGE_FIELD else int(v) if k in ints else float(v)
+
+    return [{k: parse(k, v) for k, v in r.items() if k in _METRIC_FIELDS or k == _STAGE_FIELD} for r in rows]
 
 
 def _write_metrics(path: Path, rows: list[dict]) -> None:
     # Rewritten whole (it is small) so a resumed run never duplicates an epoch's row.
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=_METRIC_FIELDS)
+        staged = any(_STAGE_FIELD in r for r in rows)
+        writer = csv.DictWriter(f, fieldnames=((_STAGE_FIELD,) if staged else ()) + _METRIC_FIELDS)
         writer.writeheader()
         for r in rows:
             writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
@@ -662,18 +824,21 @@ def _json_number(v: float | None) -> float | None:
     return None if v is None or math.isnan(v) else v
 
 
-def _write_summary(path, spec, dataset, recipe, rows, best_val, best_epoch, test_acc, ips) -> None:
+def _write_summary(path, spec, dataset, recipe, rows, prog: _Progress, stage, test_acc, ips) -> None:
     summary = {
         "model": spec.name,
         "dataset": dataset,
         "recipe": recipe.name,
         "epochs": rows[-1]["epoch"] if rows else 0,
-        "best_epoch": best_epoch,
-        "best_val_acc": _json_number(best_val),
+        "best_epoch": prog.best_epoch,
+        "best_val_acc": _json_number(prog.best_val),
         "test_acc": _json_number(test_acc),
         "images_per_s": _json_number(ips),
         "seconds": sum(r["seconds"] for r in rows),
     }
+    if recipe.stages:
+        summary["stage"] = stage  # the best checkpoint's: the last stage
+        summary["stages"] = [{**r, "best_val_acc": _json_number(r["best_val_acc"])} for r in prog.stage_results]
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(summary, indent=2) + "\n")
     os.replace(tmp, path)
@@ -696,6 +861,9 @@ def _plot_curves(rows: list[dict], path: Path, title: str) -> None:
     ax_acc.legend(loc="lower right")
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
+        for prev, row in zip(rows, rows[1:]):
+            if row.get(_STAGE_FIELD) != prev.get(_STAGE_FIELD):
+                ax.axvline(prev["epoch"] + 0.5, color="grey", linestyle="--", linewidth=1)
     fig.tight_layout()
     tmp = path.with_name(path.name + ".tmp")
     fig.savefig(tmp, format="png", dpi=100)
