@@ -107,9 +107,13 @@ def fold_to_cycles(model, cycles: int, wwidth_max: int = 36, res_type: str = "lu
 
     fresh = ModelWrapper(copy.deepcopy(model.model))
     from flows.transforms.fix_reshape_pe import FixReshapeFolding
+    from flows.transforms.fold_channel_permute import FoldChannelPermute
 
+    # SetFolding leaves ChannelPermute at SIMD 1 and would relax every other layer to it.
+    fresh = fresh.transform(FoldChannelPermute(cycles=1))
     fresh = fresh.transform(SetFolding(int(cycles), mvau_wwidth_max=wwidth_max, two_pass_relaxation=True))
     fresh = fresh.transform(FixReshapeFolding())
+    fresh = fresh.transform(FoldChannelPermute())  # an op SetFolding does not know
     for node in fresh.graph.node:
         if node.op_type.startswith("MVAU"):
             inst = getCustomOp(node)

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 from qonnx.transformation.base import Transformation
 
+from hw.finn_ops.channel_permute import DOMAIN as GENERAL_DOMAIN
+from hw.finn_ops.channel_permute import ChannelPermute
+from hw.finn_ops.channel_permute_hw import ChannelPermute as ChannelPermuteHW
+from hw.finn_ops.channel_permute_rtl import ChannelPermute_rtl
 from hw.finn_ops.mvau_xnor_rtl import MVAUXnor, MVAUXnor_rtl
 
 RTL_DOMAIN = "finn.custom_op.fpgadataflow.rtl"
@@ -23,6 +27,12 @@ def _register() -> None:
     hw.custom_op["MVAUXnor"] = MVAUXnor
     add_op_to_domain(RTL_DOMAIN, MVAUXnor_rtl)
     add_op_to_domain(HW_DOMAIN, MVAUXnor)
+    # SpecializeLayers looks for "<op>_rtl" in FINN's RTL module dict.
+    rtl.custom_op["ChannelPermute_rtl"] = ChannelPermute_rtl
+    hw.custom_op["ChannelPermute"] = ChannelPermuteHW
+    add_op_to_domain(RTL_DOMAIN, ChannelPermute_rtl)
+    add_op_to_domain(HW_DOMAIN, ChannelPermuteHW)
+    add_op_to_domain(GENERAL_DOMAIN, ChannelPermute)
 
 
 _register()
@@ -63,4 +73,4 @@ class UseXnorRTL(Transformation):
         return model, False
 
 
-__all__ = ["MVAUXnor", "MVAUXnor_rtl", "UseXnorRTL"]
+__all__ = ["ChannelPermute", "ChannelPermuteHW", "ChannelPermute_rtl", "MVAUXnor", "MVAUXnor_rtl", "UseXnorRTL"]

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from hw.rtlgen.base import RTL_DIR, LayerRTL, hex_lines, stream_wrapper
+from hw.rtlgen.channel_permute import permute_layer
 from hw.rtlgen.mvtu import MVTU, signed_bits
 from hw.sim.streams import padded
 
@@ -205,6 +206,7 @@ GENERATORS = {
     "FMPadding": finn_rtl_layer,
     "ConvolutionInputGenerator": finn_rtl_layer,
     "Thresholding": finn_rtl_layer,
+    "ChannelPermute": permute_layer,
 }
 
 
