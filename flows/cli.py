@@ -111,7 +111,8 @@ def _config(args, until: str | None):
 
     return make_config(model=args.model, ckpt=args.ckpt, onnx=args.onnx, board=args.board,
                        fps=getattr(args, "fps", None), folding=getattr(args, "folding", None),
-                       ceiling=getattr(args, "ceiling", 0.85), out_dir=args.out, until=until)
+                       ceiling=getattr(args, "ceiling", 0.85), out_dir=args.out, until=until,
+                       binary_mvau=args.binary_mvau)
 
 
 def _run(cfg, until):
@@ -244,11 +245,15 @@ def cmd_report(args) -> int:
 
 
 def _source_args(p: argparse.ArgumentParser) -> None:
+    from flows.config import BINARY_MVAU_CHOICES
+
     p.add_argument("model", nargs="?", help="zoo model name (see 'bnn2fpga models')")
     p.add_argument("--ckpt", help="checkpoint from 'bnn2fpga train' (default: calibrated random weights)")
     p.add_argument("--onnx", help="a QONNX file instead of a zoo model")
     p.add_argument("--board", default="pynq-z2", help="target board (see 'bnn2fpga boards'; default pynq-z2)")
     p.add_argument("--out", help="build folder (default build/<model>-<board>)")
+    p.add_argument("--binary-mvau", choices=BINARY_MVAU_CHOICES, default="rtl",
+                   help="binary-weight layers as our RTL (xnor_mvtu, default) or FINN's HLS MVAU")
 
 
 def parser() -> argparse.ArgumentParser:

@@ -10,6 +10,8 @@ from boards import Board, get_board
 from flows.errors import UserError
 
 DEFAULT_CEILING = 0.85
+#: Implementations of binary-weight MVAUs: our RTL (hw/rtl/xnor_mvtu.sv) or FINN's HLS.
+BINARY_MVAU_CHOICES = ("rtl", "hls")
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ class BuildConfig:
     target: Target
     out_dir: Path
     until: str | None = None
+    binary_mvau: str = "rtl"
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -80,6 +83,7 @@ class BuildConfig:
                        "ceiling": self.target.ceiling},
             "out_dir": str(self.out_dir),
             "until": self.until,
+            "binary_mvau": self.binary_mvau,
         }
 
 
@@ -103,6 +107,7 @@ def make_config(
     ceiling: float = DEFAULT_CEILING,
     out_dir: str | Path | None = None,
     until: str | None = None,
+    binary_mvau: str = "rtl",
 ) -> BuildConfig:
     """Check every user-supplied value once and return a typed BuildConfig."""
     from flows.steps import step_names
@@ -136,6 +141,8 @@ def make_config(
         raise UserError(f"--fps must be positive, got {fps}")
     if not 0 < ceiling <= 1:
         raise UserError(f"--ceiling must be in (0, 1], got {ceiling}")
+    if binary_mvau not in BINARY_MVAU_CHOICES:
+        raise UserError(f"--binary-mvau must be one of {', '.join(BINARY_MVAU_CHOICES)}, got '{binary_mvau}'")
     if until is not None and until not in step_names():
         raise UserError(f"unknown step '{until}'; steps: {', '.join(step_names())}")
     from boards import BoardError
@@ -153,4 +160,5 @@ def make_config(
         target=Target(fps=fps, folding_file=Path(folding) if folding else None, ceiling=ceiling),
         out_dir=Path(out_dir),
         until=until,
+        binary_mvau=binary_mvau,
     )

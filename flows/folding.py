@@ -109,9 +109,11 @@ def fold_to_cycles(model, cycles: int, wwidth_max: int = 36, res_type: str = "lu
     from flows.transforms.fix_reshape_pe import FixReshapeFolding
     from flows.transforms.fold_channel_permute import FoldChannelPermute
 
+    ours = _as_finn_mvau(fresh)
     # SetFolding leaves ChannelPermute at SIMD 1 and would relax every other layer to it.
     fresh = fresh.transform(FoldChannelPermute(cycles=1))
     fresh = fresh.transform(SetFolding(int(cycles), mvau_wwidth_max=wwidth_max, two_pass_relaxation=True))
+    fresh = _restore_ops(fresh, ours)
     fresh = fresh.transform(FixReshapeFolding())
     fresh = fresh.transform(FoldChannelPermute())  # an op SetFolding does not know
     for node in fresh.graph.node:
@@ -120,6 +122,33 @@ def fold_to_cycles(model, cycles: int, wwidth_max: int = 36, res_type: str = "lu
             if not inst.get_nodeattr("binaryXnorMode") and "resType" in inst.get_nodeattr_types():
                 inst.set_nodeattr("resType", res_type)
     return fresh
+
+
+def _as_finn_mvau(model) -> dict[int, tuple[str, str]]:
+    """Present our MVAU ops (hw.finn_ops) to FINN's SetFolding as MVAU_hls; returns what to restore.
+
+    SetFolding folds MVAUs by op type name and skips ours, though they fold exactly like
+    FINN's (same attributes and cycle model). Nodes are keyed by position: SetFolding
+    renames nodes but keeps their order.
+    """
+    ours = {}
+    for i, node in enumerate(model.graph.node):
+        if node.op_type == "MVAUXnor_rtl":
+            ours[i] = (node.op_type, node.domain)
+            node.op_type, node.domain = "MVAU_hls", "finn.custom_op.fpgadataflow.hls"
+    return ours
+
+
+def _restore_ops(model, ours: dict[int, tuple[str, str]]):
+    """Undo :func:`_as_finn_mvau` and give the nodes back their names (SetFolding renamed them)."""
+    if not ours:
+        return model
+    from qonnx.transformation.general import GiveUniqueNodeNames
+
+    for i, (op_type, domain) in ours.items():
+        node = model.graph.node[i]
+        node.op_type, node.domain = op_type, domain
+    return model.transform(GiveUniqueNodeNames())
 
 
 def search(model, board: Board, ceiling: float, iterations: int = 12):

@@ -24,7 +24,9 @@ def _step_inputs(name: str, cfg: BuildConfig) -> str:
     # What besides the previous step's output decides this step's result.
     if name == "export":
         return cfg.source.fingerprint()
-    if name in ("specialize_layers", "estimate"):
+    if name == "specialize_layers":
+        return f"{cfg.board.part}|{cfg.board.clock_mhz}|{cfg.target.ceiling}|{cfg.binary_mvau}"
+    if name == "estimate":
         return f"{cfg.board.part}|{cfg.board.clock_mhz}|{cfg.target.ceiling}"
     if name == "folding":
         return f"{cfg.board.name}|{cfg.board.part}|{cfg.board.clock_mhz}|{cfg.board.resources}|{cfg.target.fingerprint()}"
@@ -37,7 +39,8 @@ def code_fingerprint() -> str:
     """Hash of the build code, so a changed step implementation never reuses stale results."""
     root = Path(__file__).resolve().parent.parent
     h = hashlib.sha256()
-    for pkg in ("flows", "quantize", "hw/driver"):
+    # hw/finn_ops and hw/rtlgen choose and estimate our RTL layers from 'specialize_layers' on.
+    for pkg in ("flows", "quantize", "hw/driver", "hw/finn_ops", "hw/rtlgen"):
         for f in sorted((root / pkg).rglob("*.py")):
             if f.name not in ("cli.py", "report_html.py", "demo.py", "train.py"):
                 h.update(f.read_bytes())

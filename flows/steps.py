@@ -207,8 +207,17 @@ def step_dataflow_partition(model, ctx: Context):
 
 
 def step_specialize_layers(model, ctx: Context):
-    """FINN: choose HLS or RTL implementations for the board's part."""
-    return _finn("step_specialize_layers")(model, ctx.finn_cfg)
+    """FINN: choose HLS or RTL implementations for the board's part; binary MVAUs as our RTL by default."""
+    model = _finn("step_specialize_layers")(model, ctx.finn_cfg)
+    if ctx.cfg.binary_mvau == "rtl":
+        from qonnx.transformation.general import GiveUniqueNodeNames
+
+        from hw.finn_ops import UseXnorRTL
+
+        # FINN has binary (1-bit weight) MVAUs only in HLS; ours replace them. Renaming
+        # lets reports and folding.json say which implementation a layer has.
+        model = model.transform(UseXnorRTL(all_binary=True)).transform(GiveUniqueNodeNames())
+    return model
 
 
 def step_folding(model, ctx: Context):

@@ -66,6 +66,28 @@ def test_search_fits_under_ceiling_and_beats_minimal_folding(mnist_build):
     assert summary["cycles"] < slowest / 10  # far faster than the fully folded design
 
 
+def test_binary_mvaus_are_our_rtl_by_default_and_hls_on_request(mnist_build, tmp_path):
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    cfg, result = mnist_build
+    folded = ModelWrapper(str(model_file(cfg.out_dir, "minimize_bit_width")))
+    assert [n.op_type for n in folded.graph.node if n.op_type.startswith("MVAU")] == ["MVAUXnor_rtl"] * 6
+    rows = [r for r in json.loads((cfg.out_dir / "report" / "report.json").read_text())["layers"]
+            if r["op"] == "MVAUXnor_rtl"]
+    # Folded by the search like FINN's MVAUs, estimated with LUTs and no DSPs.
+    assert len(rows) == 6 and max(r["PE"] * r["SIMD"] for r in rows) > 64
+    assert all(r["LUT"] > 300 and r["DSP"] == 0 and r["URAM"] == 0 for r in rows)
+    assert result.info["fit"]["used"]["DSP"] == 0
+    # The choice is part of the build key: 'hls' re-runs from specialize_layers on.
+    out = tmp_path / "hls"
+    shutil.copytree(cfg.out_dir, out)
+    hls = make_config(model="cbcnn-mnist", board="pynq-z2", out_dir=out, until="specialize_layers",
+                      binary_mvau="hls")
+    assert run_build(hls, log=lambda m: None).ran == ["specialize_layers"]
+    spec = ModelWrapper(str(model_file(out, "specialize_layers")))
+    assert [n.op_type for n in spec.graph.node if n.op_type.startswith("MVAU")] == ["MVAU_hls"] * 6
+
+
 def test_resume_reuses_steps_and_a_new_target_refolds_only(mnist_build, tmp_path):
     cfg, _ = mnist_build
     out = tmp_path / "copy"
@@ -123,6 +145,7 @@ def test_interrupted_step_is_redone(mnist_build, tmp_path):
         (dict(), "either a model name or --onnx"),
         (dict(model="cbcnn", until="nope"), "unknown step 'nope'"),
         (dict(model="cbcnn", ceiling=1.5), "--ceiling"),
+        (dict(model="cbcnn", binary_mvau="vhdl"), "--binary-mvau must be one of rtl, hls"),
     ],
 )
 def test_bad_build_requests_are_one_line_errors(kwargs, message):

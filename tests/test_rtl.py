@@ -152,6 +152,28 @@ def test_a_corrupted_threshold_memory_is_caught(mnist_build):
     assert not np.array_equal(good, bad)
 
 
+def test_an_mvau_that_replays_its_input_gets_a_fifo_of_a_whole_vector(mnist_build, tmp_path):
+    """Otherwise its producers stall while it computes the other output folds (BlinkNet's classifier)."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    from hw.rtlgen.from_finn import layer_for
+    from hw.sim.graph_sim import graph_edges
+
+    model = _dataflow_model(mnist_build)
+    nodes = list(model.graph.node)
+    i = max((k for k, n in enumerate(nodes) if n.op_type == "MVAUXnor_rtl"),
+            key=lambda k: getCustomOp(nodes[k]).get_nodeattr("MW"))
+    inst = getCustomOp(nodes[i])
+    inst.set_nodeattr("SIMD", 1)
+    inst.set_nodeattr("PE", 1)
+    sf, nf = inst.get_nodeattr("MW"), inst.get_nodeattr("MH")
+    assert sf > 256 and nf > 1
+    layers = [layer_for(model, n, tmp_path) for n in nodes]
+    depth = {e.dst: e.depth for e in graph_edges(model, layers)}
+    assert depth[(i, 0)] >= sf
+    assert min(depth.values()) == 256  # elsewhere the default
+
+
 def test_nodes_without_rtl_are_named(mnist_build):
     from qonnx.custom_op.registry import getCustomOp
 
@@ -168,6 +190,23 @@ def test_nodes_without_rtl_are_named(mnist_build):
 # ---- the FINN custom op --------------------------------------------------------------------
 
 
+def _hls_specialized_model(mnist_build, tmp_path):
+    """The build's graph after specialize_layers with --binary-mvau hls (FINN's MVAU_hls nodes)."""
+    import shutil
+
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from flows.config import make_config
+    from flows.runner import model_file, run_build
+
+    cfg, _ = mnist_build
+    out = tmp_path / "hls"
+    shutil.copytree(cfg.out_dir, out)
+    run_build(make_config(model="cbcnn-mnist", board="pynq-z2", out_dir=out, until="specialize_layers",
+                          binary_mvau="hls"), log=lambda m: None)
+    return ModelWrapper(str(model_file(out, "specialize_layers")))
+
+
 def test_binary_mvaus_switch_to_our_rtl_op_and_generate_hdl(mnist_build, tmp_path):
     from qonnx.custom_op.registry import getCustomOp
 
@@ -175,7 +214,7 @@ def test_binary_mvaus_switch_to_our_rtl_op_and_generate_hdl(mnist_build, tmp_pat
     from flows.transforms.despecialize import DespecializeForPython
     from hw.finn_ops import UseXnorRTL
 
-    model = _dataflow_model(mnist_build)
+    model = _hls_specialized_model(mnist_build, tmp_path)
     mvaus = [n.name for n in model.graph.node if n.op_type == "MVAU_hls"]
     # Per layer through FINN's implementation style: only the node asking for RTL switches.
     getCustomOp(model.get_node_from_name(mvaus[2])).set_nodeattr("preferred_impl_style", "rtl")
@@ -187,13 +226,14 @@ def test_binary_mvaus_switch_to_our_rtl_op_and_generate_hdl(mnist_build, tmp_pat
     node = allm.get_node_from_name(mvaus[-1])
     inst = getCustomOp(node)
     assert node.domain == hw.finn_ops.RTL_DOMAIN and inst.get_nodeattr("mem_mode") == "internal_embedded"
-    inst.set_nodeattr("code_gen_dir_ipgen", str(tmp_path))
+    gen = tmp_path / "gen"
+    inst.set_nodeattr("code_gen_dir_ipgen", str(gen))
     inst.generate_hdl(allm, "xc7z020clg400-1", 10.0)
-    files = [tmp_path / f for f in inst.get_rtl_file_list()]
+    files = [gen / f for f in inst.get_rtl_file_list()]
     assert all(f.exists() for f in files) and files[-1].name == f"{node.name}.v"
     wrapper = files[-1].read_text()
-    assert f"module {node.name}" in wrapper and str(tmp_path / node.name) in wrapper  # absolute memory paths
-    assert (tmp_path / f"{node.name}_weights.dat").exists()
+    assert f"module {node.name}" in wrapper and str(gen / node.name) in wrapper  # absolute memory paths
+    assert (gen / f"{node.name}_weights.dat").exists()
     tcl = inst.code_generation_ipi()
     assert tcl[-1].startswith(f"create_bd_cell -type module -reference {node.name}")
     assert [i[0] for i in inst.get_verilog_top_module_intf_names()["s_axis"]] == ["in0_V"]
@@ -202,13 +242,104 @@ def test_binary_mvaus_switch_to_our_rtl_op_and_generate_hdl(mnist_build, tmp_pat
     assert {n.op_type for n in py.graph.node} >= {"MVAUXnor"}
 
 
+def test_our_op_estimates_luts_and_brams_like_finn_without_dsps(mnist_build):
+    import copy
+
+    from qonnx.custom_op.registry import getCustomOp
+
+    part = "xc7z020clg400-1"
+    model = _dataflow_model(mnist_build)
+    nodes = [n for n in model.graph.node if n.op_type == "MVAUXnor_rtl"]
+    first = getCustomOp(nodes[0])  # UINT8 pixels times +-1: FINN's HLS would multiply
+    first.set_nodeattr("resType", "lut")
+    hls_node = copy.deepcopy(nodes[0])
+    hls_node.op_type, hls_node.domain = "MVAU_hls", "finn.custom_op.fpgadataflow.hls"
+    hls = getCustomOp(hls_node)
+    assert 300 < first.lut_estimation(part) < hls.lut_estimation(part)  # the same model minus multipliers
+    first.set_nodeattr("resType", "dsp")
+    hls.set_nodeattr("resType", "dsp")
+    assert first.dsp_estimation(part) == 0 < hls.dsp_estimation(part)
+    # The weight ROM where bnn_rom puts it: BRAM, or LUTs (none of them URAM).
+    deep = getCustomOp(max(nodes, key=lambda n: getCustomOp(n).calc_wmem()))
+    assert deep.calc_wmem() > 128
+    deep.set_nodeattr("ram_style", "block")
+    lut_block, bram_block = deep.lut_estimation(part), deep.bram_estimation(part)
+    deep.set_nodeattr("ram_style", "distributed")
+    assert bram_block > 0 == deep.bram_estimation(part) and deep.lut_estimation(part) > lut_block
+    assert deep.uram_estimation(part) == 0
+
+
+@needs_verilator
+def test_prepare_ip_and_finn_stitching_take_our_rtl_layers(mnist_build, monkeypatch):
+    """FINN's own PrepareIP and CreateStitchedIP up to the point where they would start Vivado."""
+    import copy
+    from pathlib import Path
+
+    from finn.transformation.fpgadataflow import create_stitched_ip
+    from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
+    from finn.util.fpgadataflow import is_rtl_node
+    from onnx import TensorProto, helper
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
+
+    from hw.sim.verilator import lint
+
+    model = _dataflow_model(mnist_build).transform(PrepareIP("xc7z020clg400-1", 10.0))
+    ours = [n for n in model.graph.node if n.op_type == "MVAUXnor_rtl"]
+    assert len(ours) == 6
+    for node in ours:
+        inst = getCustomOp(node)
+        folder = Path(inst.get_nodeattr("code_gen_dir_ipgen"))
+        assert inst.get_nodeattr("ip_path") == str(folder.resolve())
+        names = {f.name for f in folder.iterdir()}
+        assert {f"{node.name}.v", "xnor_mvtu.sv", "bnn_rom.sv", f"{node.name}_weights.dat"} <= names
+        assert (f"{node.name}_thresholds.dat" in names) == (not inst.get_nodeattr("noActivation"))
+        lint(inst.get_nodeattr("gen_top_module"), inst.get_rtl_file_list(abspath=True))  # raises on a warning
+
+    # FINN's stitching of a run of RTL nodes around our first layer (HLS nodes would
+    # need Vitis' IP first). Vivado itself is never launched: the launcher stops FINN.
+    nodes = list(model.graph.node)
+    a = b = nodes.index(ours[0])
+    while a > 0 and is_rtl_node(nodes[a - 1]):
+        a -= 1
+    while b + 1 < len(nodes) and is_rtl_node(nodes[b + 1]):
+        b += 1
+    assert a < nodes.index(ours[0]) < b
+    part = ModelWrapper(copy.deepcopy(model.model))
+    g = part.graph
+    del g.node[:]
+    g.node.extend(copy.deepcopy(nodes[a:b + 1]))
+    for ports, t in ((g.input, nodes[a].input[0]), (g.output, nodes[b].output[0])):
+        del ports[:]
+        ports.append(helper.make_tensor_value_info(t, TensorProto.FLOAT, model.get_tensor_shape(t)))
+
+    class VivadoWouldStart(Exception):
+        pass
+
+    def launch(cmd, **kwargs):
+        raise VivadoWouldStart(cmd)
+
+    monkeypatch.setattr(create_stitched_ip, "resolve_xilinx_tool", lambda tool: tool)
+    monkeypatch.setattr(create_stitched_ip, "launch_process_helper", launch)
+    with pytest.raises(VivadoWouldStart) as stop:
+        create_stitched_ip.CreateStitchedIP("xc7z020clg400-1", 10.0).apply(part)
+    tcl = (Path(stop.value.args[0][-1]).parent / "make_project.tcl").read_text().splitlines()
+    name, prev, nxt = ours[0].name, nodes[nodes.index(ours[0]) - 1].name, nodes[nodes.index(ours[0]) + 1].name
+    assert f"create_bd_cell -type module -reference {name} {name}" in tcl
+    assert f"connect_bd_intf_net [get_bd_intf_pins {prev}/out0_V] [get_bd_intf_pins {name}/in0_V]" in tcl
+    assert f"connect_bd_intf_net [get_bd_intf_pins {name}/out0_V] [get_bd_intf_pins {nxt}/in0_V]" in tcl
+    added = [Path(line.split()[-1]) for line in tcl if line.startswith("add_files -norecurse /")]
+    ours_added = [f for f in added if f.name in ("xnor_mvtu.sv", "bnn_rom.sv") or f.name == f"{name}.v"]
+    assert len(ours_added) == 3 and all(f.exists() for f in ours_added)
+    # one definition of each module: every layer of a full design adds the same files
+    assert {f.name for f in ours_added} == {"xnor_mvtu.sv", "bnn_rom.sv", f"{name}.v"}
+
+
 @needs_verilator
 def test_our_op_executes_in_verilator_like_finn_python(mnist_build):
     from qonnx.custom_op.registry import getCustomOp
 
-    from hw.finn_ops import UseXnorRTL
-
-    model = _dataflow_model(mnist_build).transform(UseXnorRTL(all_binary=True))
+    model = _dataflow_model(mnist_build)
     node = [n for n in model.graph.node if n.op_type == "MVAUXnor_rtl"][-2]  # a thresholded binary layer
     inst = getCustomOp(node)
     rng = np.random.default_rng(2)

@@ -17,6 +17,36 @@ from finn.custom_op.fpgadataflow.matrixvectoractivation import MVAU
 from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
 
 
+# Our SystemVerilog behind every layer's wrapper (hw/rtl), in compilation order.
+_LIBRARY = ("bnn_rom.sv", "xnor_mvtu.sv")
+
+
+class _EstimateView:
+    """Our layer as FINN's MVAU resource models see it.
+
+    Those models key on attributes with an HLS meaning: resType (our 1-bit products
+    need no multiplier: an XNOR, or adding instead of subtracting, inside the adder
+    tree the model counts anyway) and mem_mode/ram_style (bnn_rom puts the weights in
+    LUTs or BRAM, which FINN's models express as a decoupled memory of that style).
+    """
+
+    def __init__(self, op, weights_in_luts: bool):
+        self._op, self._luts = op, weights_in_luts
+
+    def __getattr__(self, name):
+        return getattr(self._op, name)
+
+    def get_nodeattr(self, name):
+        """The op's attribute, or the value that describes our hardware to FINN's models."""
+        if name == "resType":
+            return "dsp"
+        if name == "mem_mode":
+            return "internal_decoupled"
+        if name == "ram_style":
+            return "distributed" if self._luts else "block"
+        return self._op.get_nodeattr(name)
+
+
 class MVAUXnor(MVAU):
     """The generic (unspecialized) twin: exactly FINN's MVAU, for Python execution."""
 
@@ -30,6 +60,34 @@ class MVAUXnor_rtl(MVAU, RTLBackend):
         attrs.update(RTLBackend.get_nodeattr_types(self))
         attrs["mem_mode"] = ("s", False, "internal_embedded", {"internal_embedded"})
         return attrs
+
+    def _estimate_view(self) -> _EstimateView:
+        style = self.get_nodeattr("ram_style")
+        # bnn_rom honours "block" and "distributed"; otherwise Vivado chooses, which
+        # FINN's models assume is LUTs up to 128 words.
+        return _EstimateView(self, style == "distributed" or (style != "block" and self.calc_wmem() <= 128))
+
+    def lut_estimation(self, fpgapart):
+        """FINN-R's LUT model (FINN's MVAU_hls estimate) for our datapath and weight ROM.
+
+        Without this FINN's RTLBackend default of 0 LUTs would let the folding search
+        fill the board with these layers.
+        """
+        from finn.custom_op.fpgadataflow.hls.matrixvectoractivation_hls import MVAU_hls
+
+        return MVAU_hls.lut_estimation(self._estimate_view(), fpgapart)
+
+    def bram_estimation(self, fpgapart):
+        """FINN's MVAU BRAM model for a weight ROM in BRAM (0 when bnn_rom keeps it in LUTs)."""
+        return MVAU.bram_estimation(self._estimate_view(), fpgapart)
+
+    def uram_estimation(self, fpgapart):
+        """None: bnn_rom has no URAM style."""
+        return 0
+
+    def dsp_estimation(self, fpgapart):
+        """None: 1-bit weights need no multiplier, whatever resType says."""
+        return 0
 
     def execute_node(self, context, graph):
         """Python execution (FINN's MVAU), or our Verilator simulation with exec_mode 'rtlsim'."""
@@ -77,15 +135,29 @@ class MVAUXnor_rtl(MVAU, RTLBackend):
         out.mkdir(parents=True, exist_ok=True)
         layer = self._mvtu(model).layer(self.onnx_node.name, exp_cycles=self.get_exp_cycles(), mem_dir=out.resolve())
         layer.write(out)
+        # The folder is complete on its own (e.g. for a hand-made project); FINN's
+        # stitching uses the shared files instead (see get_rtl_file_list).
         for f in layer.library:
             shutil.copy(f, out / f.name)
         self.set_nodeattr("gen_top_module", layer.top)
+        # FINN's stitching takes a node's files from ip_path (HLS nodes get it from
+        # Vitis synthesis; RTL nodes set it to their generated folder, as here).
+        self.set_nodeattr("ipgen_path", str(out.resolve()))
+        self.set_nodeattr("ip_path", str(out.resolve()))
 
     def get_rtl_file_list(self, abspath=False):
-        """Our SystemVerilog and the generated wrapper (top last, as FINN lists them)."""
-        prefix = self.get_nodeattr("code_gen_dir_ipgen") + "/" if abspath else ""
+        """Our SystemVerilog and the generated wrapper (top last, as FINN lists them).
+
+        Bare names are the files in code_gen_dir_ipgen. Absolute paths take the
+        SystemVerilog from hw/rtl, one file for every layer (as FINN's RTL ops use
+        finn-rtllib): a project given a copy per layer would define each module many times.
+        """
+        from hw.rtlgen.base import RTL_DIR
+
         top = self.get_nodeattr("gen_top_module") or self.onnx_node.name
-        return [prefix + "bnn_rom.sv", prefix + "xnor_mvtu.sv", prefix + top + ".v"]
+        if not abspath:
+            return [*_LIBRARY, top + ".v"]
+        return [str(RTL_DIR / f) for f in _LIBRARY] + [self.get_nodeattr("code_gen_dir_ipgen") + "/" + top + ".v"]
 
     def get_verilog_top_module_intf_names(self):
         """One stream in, one out: the weights are inside the layer."""

@@ -134,6 +134,21 @@ def build(top: str, sources: list[Path], ports: Ports, jobs: int = 2) -> Simulat
     return Simulator(exe, ports, build_seconds=time.time() - t0, cached=False)
 
 
+def lint(top: str, sources: list[Path]) -> str:
+    """``verilator --lint-only`` of module ``top``; raises RuntimeError with the messages on any warning.
+
+    Returns Verilator's output (empty when clean). Style warnings are off: the check is
+    for what a synthesis tool would reject or misread (widths, undriven signals, syntax).
+    """
+    if verilator_root() is None:
+        raise VerilatorMissing("needs " + " and ".join(missing_tools()))
+    cmd = [str(verilator_root() / "bin" / "verilator"), "--lint-only", "-Wall", "-Wno-style",
+           "-Wno-DECLFILENAME", "--top-module", top, *[str(s) for s in sources]]
+    proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True)
+    _check(proc, f"verilator --lint-only on {top}")
+    return proc.stdout + proc.stderr
+
+
 _RUNTIME_OBJS = ("verilated.o", "verilated_threads.o")
 
 
