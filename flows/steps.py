@@ -150,16 +150,24 @@ def _pre_streamline() -> list:
     # Our transformations that must run right before FINN's streamlining, in order. A
     # model family that needs graph surgery FINN lacks adds its transformation here.
     from flows.transforms.absorb_bipolar_pad import AbsorbBipolarPadIntoConv
-    from flows.transforms.absorb_prelu import AbsorbPReLUIntoMultiThreshold
+    from flows.transforms.absorb_threshold_chains import AbsorbThresholdChains
+    from flows.transforms.channel_shuffle_to_permute import ChannelShuffleToPermute
+    from flows.transforms.explicit_split_sizes import ExplicitSplitSizes
+    from flows.transforms.infer_split_datatypes import InferSplitDataTypes
+    from flows.transforms.split_before_thresholds import SplitBeforeThresholds
 
-    return [AbsorbBipolarPadIntoConv, AbsorbPReLUIntoMultiThreshold]
+    return [ExplicitSplitSizes, ChannelShuffleToPermute, InferSplitDataTypes, AbsorbThresholdChains, SplitBeforeThresholds,
+            AbsorbBipolarPadIntoConv]
 
 
 def _post_streamline() -> list:
     # Our transformations that run after FINN's streamlining, before hardware conversion.
+    from flows.transforms.global_pool_to_acc_pool import GlobalPoolToAccPool
+    from flows.transforms.infer_split_datatypes import InferSplitDataTypes
+    from flows.transforms.streamline_layouts import StreamlineLayouts
     from flows.transforms.streamline_residual import StreamlineResiduals
 
-    return [StreamlineResiduals]
+    return [InferSplitDataTypes, StreamlineResiduals, StreamlineLayouts, GlobalPoolToAccPool, InferSplitDataTypes]
 
 
 def step_streamline(model, ctx: Context):
@@ -173,8 +181,11 @@ def step_streamline(model, ctx: Context):
 
 
 def step_convert_to_hw(model, ctx: Context):
-    """FINN: map nodes to hardware layers."""
+    """FINN: map nodes to hardware layers; then ours (channel permutations)."""
+    from flows.transforms.infer_channel_permute_layer import InferChannelPermuteLayer
+
     model = _finn("step_convert_to_hw")(model, ctx.finn_cfg)
+    model = model.transform(InferChannelPermuteLayer())
     return _finn("step_minimize_bit_width_initial")(model, ctx.finn_cfg)
 
 
