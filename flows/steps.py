@@ -154,10 +154,11 @@ def _pre_streamline() -> list:
     from flows.transforms.channel_shuffle_to_permute import ChannelShuffleToPermute
     from flows.transforms.explicit_split_sizes import ExplicitSplitSizes
     from flows.transforms.infer_split_datatypes import InferSplitDataTypes
+    from flows.transforms.merge_identical_splits import MergeIdenticalSplits
     from flows.transforms.split_before_thresholds import SplitBeforeThresholds
 
     return [ExplicitSplitSizes, ChannelShuffleToPermute, InferSplitDataTypes, AbsorbThresholdChains, SplitBeforeThresholds,
-            AbsorbBipolarPadIntoConv]
+            MergeIdenticalSplits, AbsorbBipolarPadIntoConv]
 
 
 def _post_streamline() -> list:
