@@ -392,7 +392,7 @@ def test_yosys_counts_sit_beside_finn_estimates_in_the_report(mnist_build, tmp_p
 def test_a_residual_fork_and_join_is_stitched_with_deadlock_free_fifos():
     """DuplicateStreams -> (x, 2x) -> two-stream add: the DAG stitcher, dup_stream and eltwise_stream2."""
     from hw.rtlgen.base import RTL_DIR, LayerRTL, hex_lines, stream_wrapper
-    from hw.rtlgen.from_finn import _module, _pad
+    from hw.rtlgen.base import pad_assign as _pad, stream_module as _module
     from hw.rtlgen.stitch import Edge, stitched_layer
     from hw.sim.layer_sim import simulate
 

@@ -11,16 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from hw.rtlgen.base import RTL_DIR, LayerRTL, hex_lines, stream_wrapper
+from hw.rtlgen.base import (RTL_DIR, LayerRTL, Unsupported, finn_stream_info, hex_lines, pad_assign,  # noqa: F401
+                            stream_module, stream_wrapper)
 from hw.rtlgen.channel_permute import permute_layer
+from hw.rtlgen.joins import concat_layer, split_layer
+from hw.rtlgen.pools import global_accpool_layer, sum_pool_layer
 from hw.rtlgen.mvtu import MVTU, signed_bits
-from hw.sim.streams import padded
 
 FPGA_PART = "xc7z020clg400-1"
-
-
-class Unsupported(Exception):
-    """A node has no RTL here; the message says what it would need."""
 
 
 def base_op(node) -> str:
@@ -35,18 +33,6 @@ def _inst(node):
     from qonnx.custom_op.registry import getCustomOp
 
     return getCustomOp(node)
-
-
-def _stream_info(node) -> dict:
-    """Beat widths, elements per beat, beats per frame and cycle estimate from FINN's op."""
-    inst = _inst(node)
-    fi, fo = inst.get_folded_input_shape(0), inst.get_folded_output_shape(0)
-    return dict(
-        name=node.name, in_bits=inst.get_instream_width(0), out_bits=inst.get_outstream_width(0),
-        in_elems=int(fi[-1]), in_elem_bits=inst.get_input_datatype(0).bitwidth(),
-        out_elems=int(fo[-1]), out_elem_bits=inst.get_output_datatype(0).bitwidth(),
-        in_beats=int(np.prod(fi[:-1])), out_beats=int(np.prod(fo[:-1])), exp_cycles=int(inst.get_exp_cycles()),
-    )
 
 
 # ---- MVAU -> xnor_mvtu ---------------------------------------------------------------------
@@ -92,7 +78,7 @@ def mvtu_from_node(model, node) -> MVTU:
 
 def mvau_layer(model, node, workdir: Path, mem_dir: Path | None = None) -> LayerRTL:
     """An MVAU node as xnor_mvtu."""
-    info = _stream_info(node)
+    info = finn_stream_info(node)
     layer = mvtu_from_node(model, node).layer(node.name, exp_cycles=info["exp_cycles"], mem_dir=mem_dir)
     if (layer.in_bits, layer.out_bits) != (info["in_bits"], info["out_bits"]):
         raise Unsupported(f"{node.name}: stream widths {layer.in_bits}/{layer.out_bits} differ from FINN's "
@@ -104,12 +90,13 @@ def mvau_layer(model, node, workdir: Path, mem_dir: Path | None = None) -> Layer
 
 
 def pool_layer(model, node, workdir: Path, mem_dir: Path | None = None) -> LayerRTL:
-    """A MaxPool Pool node (after a depthwise sliding window) as maxpool_stream."""
+    """A Pool node (after a depthwise sliding window): MaxPool as maxpool_stream, AccPool and
+    QuantAvgPool as sumpool_stream."""
     inst = _inst(node)
     if inst.get_nodeattr("Function") != "MaxPool":
-        raise Unsupported(f"{node.name}: Pool with Function={inst.get_nodeattr('Function')} (only MaxPool)")
+        return sum_pool_layer(model, node, workdir, mem_dir)
     dt = inst.get_input_datatype(0)
-    info = _stream_info(node)
+    info = finn_stream_info(node)
     k = int(np.prod(inst.get_nodeattr("KernelSize")))
     pe = inst.get_nodeattr("PE")
     # Bipolar bit 1 = +1 and binary are both ordered like their bits.
@@ -142,7 +129,7 @@ def eltwise_layer(model, node, workdir: Path, mem_dir: Path | None = None) -> La
     odt = inst.get_output_datatype()
     if not (idt.is_integer() and odt.is_integer()):
         raise Unsupported(f"{node.name}: {op} on {idt.name} -> {odt.name} (only integer types)")
-    info = _stream_info(node)
+    info = finn_stream_info(node)
     pe = info["out_elems"]
     cf = len(c) // pe
     cbits = signed_bits(int(c.min()), int(c.max()))
@@ -189,7 +176,7 @@ def finn_rtl_layer(model, node, workdir: Path, mem_dir: Path | None = None) -> L
         raise Unsupported(f"{node.name}: FINN's {rtl.op_type}.generate_hdl failed: {e}") from None
     files = [Path(f) for f in inst.get_rtl_file_list(abspath=True)]
     files = [f for f in files if f.suffix in (".sv", ".v", ".svh")]
-    info = _stream_info(rtl)
+    info = finn_stream_info(rtl)
     ties = _AXILITE_TIES if "s_axilite" in " ".join(f.read_text() for f in files if f.parent == out) else {}
     mems = {f.name: f.read_bytes() for f in out.iterdir() if f.suffix == ".dat"}
     return LayerRTL(**info, top=inst.get_verilog_top_module_name(), op=f"FINN {rtl.op_type}",
@@ -207,6 +194,9 @@ GENERATORS = {
     "ConvolutionInputGenerator": finn_rtl_layer,
     "Thresholding": finn_rtl_layer,
     "ChannelPermute": permute_layer,
+    "StreamingSplit": split_layer,
+    "StreamingConcat": concat_layer,
+    "GlobalAccPool": global_accpool_layer,
 }
 
 
@@ -244,45 +234,20 @@ def unsupported(model) -> list[str]:
 # ---- multi-stream nodes (residual networks) -------------------------------------------------
 
 
-def _port(direction: str, name: str, bits: int) -> list[str]:
-    w = padded(bits)
-    if direction == "in":
-        return [f"    input  wire [{w - 1}:0] {name}_TDATA,", f"    input  wire {name}_TVALID,",
-                f"    output wire {name}_TREADY,"]
-    return [f"    output wire [{w - 1}:0] {name}_TDATA,", f"    output wire {name}_TVALID,",
-            f"    input  wire {name}_TREADY,"]
-
-
-def _module(top: str, ins: list[int], outs: list[int], body: list[str]) -> str:
-    ports = ["    input  wire ap_clk,", "    input  wire ap_rst_n,"]
-    for k, b in enumerate(ins):
-        ports += _port("in", f"in{k}_V", b)
-    for k, b in enumerate(outs):
-        ports += _port("out", f"out{k}_V", b)
-    ports[-1] = ports[-1].rstrip(",")
-    return "\n".join([f"// generated by bnn2fpga hw/rtlgen/from_finn.py", f"module {top} (", *ports, ");",
-                      *body, "endmodule", ""])
-
-
-def _pad(name: str, bits: int, value: str) -> str:
-    extra = padded(bits) - bits
-    return f"    assign {name}_TDATA = {{{extra}'b0, {value}}};" if extra else f"    assign {name}_TDATA = {value};"
-
-
 def duplicate_layer(model, node, workdir: Path, mem_dir: Path | None = None) -> LayerRTL:
     """DuplicateStreams as dup_stream: one input, NumOutputStreams identical outputs."""
     inst = _inst(node)
-    info = _stream_info(node)
+    info = finn_stream_info(node)
     n, w = len(node.output), info["in_bits"]
     body = [f"    wire [{w - 1}:0] d; wire [{n - 1}:0] v, r;",
             f"    dup_stream #(.WIDTH({w}), .N_OUT({n})) core (.clk(ap_clk), .rst_n(ap_rst_n),"
             f" .in_tdata(in0_V_TDATA[{w - 1}:0]), .in_tvalid(in0_V_TVALID), .in_tready(in0_V_TREADY),"
             " .out_tdata(d), .out_tvalid(v), .out_tready(r));"]
     for k in range(n):
-        body += [_pad(f"out{k}_V", w, "d"), f"    assign out{k}_V_TVALID = v[{k}]; assign r[{k}] = out{k}_V_TREADY;"]
+        body += [pad_assign(f"out{k}_V", w, "d"), f"    assign out{k}_V_TVALID = v[{k}]; assign r[{k}] = out{k}_V_TREADY;"]
     assert inst.get_outstream_width(0) == w
     return LayerRTL(**info, top=node.name, op="dup_stream", out_ports=[w] * n,
-                    sources={f"{node.name}.v": _module(node.name, [w], [w] * n, body)},
+                    sources={f"{node.name}.v": stream_module(node.name, [w], [w] * n, body)},
                     library=[RTL_DIR / "dup_stream.sv"])
 
 
@@ -295,7 +260,7 @@ def eltwise2_layer(model, node, workdir: Path, mem_dir: Path | None = None) -> L
     a, b, o = inst.get_input_datatype(0), inst.get_input_datatype(1), inst.get_output_datatype()
     if not (a.is_integer() and b.is_integer() and o.is_integer()):
         raise Unsupported(f"{node.name}: {op} on {a.name}, {b.name} (only integer types)")
-    info = _stream_info(node)
+    info = finn_stream_info(node)
     pe = info["out_elems"]
     wa, wb, wo = pe * a.bitwidth(), pe * b.bitwidth(), pe * o.bitwidth()
     code = {"ElementwiseAdd": 0, "ElementwiseSub": 1, "ElementwiseMul": 3}[op]
@@ -306,9 +271,9 @@ def eltwise2_layer(model, node, workdir: Path, mem_dir: Path | None = None) -> L
             f" .a_tdata(in0_V_TDATA[{wa - 1}:0]), .a_tvalid(in0_V_TVALID), .a_tready(in0_V_TREADY),"
             f" .b_tdata(in1_V_TDATA[{wb - 1}:0]), .b_tvalid(in1_V_TVALID), .b_tready(in1_V_TREADY),"
             " .out_tdata(y), .out_tvalid(out0_V_TVALID), .out_tready(out0_V_TREADY));",
-            _pad("out0_V", wo, "y")]
+            pad_assign("out0_V", wo, "y")]
     return LayerRTL(**info, top=node.name, op="eltwise_stream2", in_ports=[wa, wb],
-                    sources={f"{node.name}.v": _module(node.name, [wa, wb], [wo], body)},
+                    sources={f"{node.name}.v": stream_module(node.name, [wa, wb], [wo], body)},
                     library=[RTL_DIR / "eltwise_stream2.sv"])
 
 

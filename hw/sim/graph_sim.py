@@ -66,9 +66,10 @@ class FramesRun:
 def graph_edges(model, layers: list[LayerRTL]) -> list[Edge]:
     """The streams between the nodes of a dataflow model, by tensor name.
 
-    A branch (DuplicateStreams output) gets a FIFO holding a whole frame of its
-    stream: the other branch may lag by up to a frame before the join (the add)
-    consumes both, and a shorter FIFO could deadlock the two paths.
+    A branch (an output of a DuplicateStreams or StreamingSplit) gets a FIFO holding
+    a whole frame of its stream: the other branch may lag by up to a frame before the
+    join (an add or a concat) consumes both, and a shorter FIFO could deadlock the two
+    paths.
 
     An MVAU takes its input only while computing the first of its NF output folds
     and replays it for the others, (NF - 1) * SF cycles per vector without reading.
@@ -88,7 +89,7 @@ def graph_edges(model, layers: list[LayerRTL]) -> list[Edge]:
             src = producer[t]
             depth = FIFO_DEPTH
             if src is not None and len(nodes[src[0]].output) > 1:
-                depth = max(depth, _pow2(layers[src[0]].out_beats))
+                depth = max(depth, _pow2(_out_port_beats(nodes[src[0]], src[1])))
             if src is not None and base_op(node) in ("MVAU", "MVAUXnor"):
                 depth = max(depth, _pow2(_mvau_input_beats(node)))
             edges.append(Edge(src, (i, k), depth))
@@ -98,6 +99,13 @@ def graph_edges(model, layers: list[LayerRTL]) -> list[Edge]:
 
 def _pow2(n: int) -> int:
     return 1 << (max(n, 1) - 1).bit_length()
+
+
+def _out_port_beats(node, k: int) -> int:
+    """Beats per frame of output ``k`` (a split's outputs differ in size)."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    return int(np.prod(getCustomOp(node).get_folded_output_shape(k)[:-1]))
 
 
 def _mvau_input_beats(node) -> int:
