@@ -219,3 +219,46 @@ def test_tiny_build_is_bit_exact_at_every_stage(tiny_build):
                           re.search(r"([\d,]+) cycles/frame measured \(FINN estimate ([\d,]+)\)", rtl.detail).groups())
     # (at high foldings the joins' FIFOs and pipelines cost a few percent: 535 against 512)
     assert measured <= 1.05 * estimate, rtl.detail
+
+
+# ------------------------------------------------------------------------- training
+
+
+def _write_cifar100(root, n: int = 48) -> None:
+    """A CIFAR-100 folder in the official python-pickle layout (random pixels, all 100 labels possible)."""
+    import pickle
+
+    folder = root / "cifar-100-python"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+
+    def dump(name, rows, labels):
+        with open(folder / name, "wb") as f:
+            pickle.dump({b"data": rows, b"fine_labels": labels, b"coarse_labels": [0] * len(labels)}, f)
+
+    dump("train", rng.integers(0, 256, (n, 3072), dtype=np.uint8), [int(v) for v in rng.integers(0, 100, n)])
+    dump("test", rng.integers(0, 256, (8, 3072), dtype=np.uint8), [int(v) for v in rng.integers(0, 100, 8)])
+    with open(folder / "meta", "wb") as f:
+        pickle.dump({b"fine_label_names": [n.encode() for n in presb_net.CIFAR100_CLASS_NAMES],
+                     b"coarse_label_names": [b"x"] * 20}, f)
+
+
+def test_lite_trains_in_two_stages_on_cifar100_and_exports_binary(tmp_path):
+    from quantize.export import export_model
+    from quantize.train import TrainConfig, load_checkpoint, train
+
+    _write_cifar100(tmp_path / "data")
+    lines = []
+    result = train(TrainConfig(model="presb-net-18-lite", data_root=tmp_path / "data", out_dir=tmp_path / "run",
+                               epochs=1, batch_size=16, progress=False), log=lines.append)
+    assert result.stage == "binary"
+    assert (tmp_path / "run" / "best-real.pt").exists() and (tmp_path / "run" / "best-binary.pt").exists()
+    model, meta = load_checkpoint(result.checkpoint)
+    assert meta["stage"] == "binary" and all(c.binary for c in model.binary_convs())
+    # The deployable constraints held through training: every chain stays monotone.
+    assert all((m.weight >= 0).all() for m in model.modules() if isinstance(m, (nn.PReLU, nn.BatchNorm2d)))
+    exported = export_model("presb-net-18-lite", tmp_path / "lite.onnx", result.checkpoint)
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(exported.onnx)).graph.node}
+    assert {"BipolarQuant", "Split", "Concat", "Trunc"} <= ops

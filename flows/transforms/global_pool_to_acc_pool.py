@@ -5,7 +5,6 @@ import numpy as np
 from onnx import helper
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
-from qonnx.transformation.composed import ComposedTransformation
 from qonnx.util.basic import get_by_name
 
 
@@ -81,7 +80,9 @@ class GlobalPoolToAccPool(Transformation):
         from qonnx.transformation.infer_datatypes import InferDataTypes
 
         model = model.transform(InferShapes()).transform(InferDataTypes())
-        return model.transform(ComposedTransformation(_scale_moves())), False
+        from flows.transforms.fixpoint import apply_until_stable
+
+        return apply_until_stable(model, _scale_moves()), False
 
 
 def _scale_moves() -> list:

@@ -43,6 +43,6 @@ class StreamlineLayouts(Transformation):
         """Apply the moves until nothing changes; never asks to be re-run."""
         if not any(n.op_type in ("Split", "Concat", "ChannelPermute") for n in model.graph.node):
             return model, False
-        from qonnx.transformation.composed import ComposedTransformation
+        from flows.transforms.fixpoint import apply_until_stable
 
-        return model.transform(ComposedTransformation(_moves())), False
+        return apply_until_stable(model, _moves()), False

@@ -22,6 +22,7 @@ def _moves() -> list:
         AbsorbTransposeIntoMultiThreshold,
     )
     from finn.transformation.streamline.collapse_repeated import CollapseRepeatedMul
+    from qonnx.transformation.remove import RemoveIdentityOps
     from finn.transformation.streamline.reorder import (
         MoveLinearPastEltwiseAdd,
         MoveMulPastFork,
@@ -37,7 +38,7 @@ def _moves() -> list:
         MoveLinearPastEltwiseAdd(), MoveTransposePastJoinAdd(),  # equal scales leave the add
         MoveScalarLinearPastInvariants(), MoveScalesPastIm2Col(), MoveScalarMulPastMatMul(),
         CollapseRepeatedMul(), AbsorbMulIntoMultiThreshold(),
-        AbsorbConsecutiveTransposes(), AbsorbTransposeIntoMultiThreshold(),
+        AbsorbConsecutiveTransposes(), AbsorbTransposeIntoMultiThreshold(), RemoveIdentityOps(),
     ]
 
 
@@ -59,8 +60,8 @@ class StreamlineResiduals(Transformation):
         if not join_adds(model):
             return model, False
         from finn.transformation.streamline.round_thresholds import RoundAndClipThresholds
-        from qonnx.transformation.composed import ComposedTransformation
+        from flows.transforms.fixpoint import apply_until_stable
 
-        model = model.transform(ComposedTransformation(_moves()))  # repeats until unchanged
+        model = apply_until_stable(model, _moves())
         # Thresholds that now see integer inputs are rounded as FINN's streamlining does.
         return model.transform(RoundAndClipThresholds()), False
