@@ -88,7 +88,20 @@ def count_trainable(model: nn.Module) -> int:
 
 
 def count_binary_weight_bits(model: nn.Module) -> int:
-    """Number of 1-bit weights (one bit each) in the model's binary layers."""
+    """Number of 1-bit weights (one bit each) in the model's binary layers.
+
+    Brevitas layers with 1-bit weights are found by themselves; a model whose binary
+    layers are its own (sign(W) in plain PyTorch, as the faithful paper models) says how
+    many through a ``binary_weight_bits()`` method.
+    """
+    own = getattr(model, "binary_weight_bits", None)
+    if callable(own):
+        return int(own())
+    return count_brevitas_binary_bits(model)
+
+
+def count_brevitas_binary_bits(model: nn.Module) -> int:
+    """Weights of the model's Brevitas conv / linear layers whose weight quantizer is 1-bit."""
     from brevitas.nn import QuantConv2d, QuantLinear
 
     bits = 0

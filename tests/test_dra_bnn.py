@@ -452,3 +452,12 @@ def test_small_build_is_bit_exact_at_every_stage(small_build):
                  "specialized", "folded"):
         assert stages[name].status == "bit-exact", (name, stages[name].detail)
     assert verdict.verdict == "bit-exact"
+
+
+def test_binary_bits_of_faithful_and_deployable_builds_agree():
+    from quantize.registry import count_binary_weight_bits
+
+    cfg = DRABNNConfig(in_shape=(3, 32, 32), num_classes=10, widths=(8, 16), blocks=(1, 1))
+    faithful, deployable = dra_bnn.DRABNN(cfg), DeployableDRABNN(cfg)
+    # The faithful model's sign layers are plain PyTorch (its own count); the deployable ones are Brevitas 1-bit.
+    assert count_binary_weight_bits(faithful) == count_binary_weight_bits(deployable) > 0

@@ -14,7 +14,13 @@ from quantize.models import presb_net
 from quantize.models.presb_net import BinConv, PresBConfig, PresBNet, block_plan, channel_shuffle
 from quantize.preprocess import Preprocessing
 from quantize.recipes import get_recipe
-from quantize.registry import ModelSpec, count_trainable, get_spec
+from quantize.registry import (
+    ModelSpec,
+    count_binary_weight_bits,
+    count_brevitas_binary_bits,
+    count_trainable,
+    get_spec,
+)
 
 # One basic and one expand block on 16x16: every kind of join the full network has.
 TINY = PresBConfig(in_shape=(3, 16, 16), num_classes=10, widths=(8, 16), blocks=(1, 1), deploy=True)
@@ -63,7 +69,9 @@ def test_faithful_variants_match_the_paper(name, blocks):
     assert spec.num_classes == 100 and spec.dataset == "cifar100" and not spec.deployable
     assert spec.deployable_variant == "presb-net-18-lite"
     assert count_trainable(model) == _faithful_params(model.cfg)
-    assert sum(c.conv.weight.numel() for c in model.binary_convs()) == _binary_weights(model.cfg)
+    assert count_binary_weight_bits(model) == _binary_weights(model.cfg)
+    deploy = PresBNet(PresBConfig(blocks=blocks, deploy=True))
+    assert count_brevitas_binary_bits(deploy) == _binary_weights(model.cfg)  # its 1-bit Brevitas layers
     assert any(isinstance(m, nn.GroupNorm) for m in model.modules())
 
 

@@ -210,6 +210,10 @@ class DRABNN(nn.Module):
         x = self.blocks(self.stem(x))
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
+    def binary_weight_bits(self) -> int:
+        """The sign(W) * alpha layers' weights, one bit each (alpha is one float per layer)."""
+        return sum(m.weight.numel() for m in self.modules() if isinstance(m, (AlphaBinaryConv2d, AlphaBinaryLinear)))
+
     def constrain(self) -> None:
         """After every step: alpha clamped to [0.1, 2.0] (the paper leaves PReLU and W free)."""
         clamp_alphas(self)

@@ -445,6 +445,10 @@ class PresBNet(nn.Module):
         """The binary (alpha * sign(W)) convolutions."""
         return [m for m in self.modules() if isinstance(m, BinConv)]
 
+    def binary_weight_bits(self) -> int:
+        """Weights that are +-1 in the binary stage (one bit each), faithful or deployable."""
+        return sum(m.conv.weight.numel() for m in self.binary_convs())
+
     def constrain(self) -> None:
         """After every step (deployable): PReLU slopes >= 0, BN gammas > 0, binary latent weights in [-1, 1]."""
         if not self.cfg.deploy:
