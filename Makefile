@@ -27,7 +27,7 @@ test: setup
 	@$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: setup
-	@$(BIN)/python -m benchmarks.run --out build/bench
+	@$(BIN)/python -m benchmarks.run --out build/bench $(if $(MODELS),--models $(MODELS),)
 
 ## Every step the machine's tools allow; without Vivado it stops after the estimates (exit 3).
 bitstream: setup

@@ -165,10 +165,18 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="make bench")
     ap.add_argument("--out", default="build/bench")
     ap.add_argument("--inputs", type=int, default=10, help="ladder inputs of each kind for the timing run")
+    ap.add_argument("--models", nargs="+", metavar="MODEL",
+                    help="deployable zoo models to estimate (default: all; the PresB-Net builds take the longest)")
     args = ap.parse_args(argv)
     finn_env.prepare()
     log = lambda m: print(m, flush=True)  # noqa: E731
-    models = [n for n in model_names() if get_spec(n).deployable]
+    deployable = [n for n in model_names() if get_spec(n).deployable]
+    unknown = sorted(set(args.models or []) - set(deployable))
+    if unknown:
+        print(f"make bench: not a deployable zoo model: {', '.join(unknown)}; valid: {', '.join(deployable)}",
+              file=sys.stderr)
+        return 2
+    models = args.models or deployable
     results = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{os.cpu_count()} cores, no Vivado",
