@@ -270,6 +270,10 @@ def test_specialize_layers_picks_our_rtl_which_generates_hdl(tmp_path):
     assert inst.get_nodeattr("ip_path") == str(tmp_path.resolve())
     tcl = inst.code_generation_ipi()
     assert tcl[-1] == f"create_bd_cell -type module -reference {node.name} {node.name}"
+    # Vivado gets the one shared copy of the module (many permute layers, one definition).
+    from hw.rtlgen.base import RTL_DIR
+
+    assert tcl[0] == f"add_files -norecurse {RTL_DIR / 'channel_permute.sv'}"
     # the ladder's Python stand-in
     py = model.transform(DespecializeForPython())
     x = np.random.default_rng(5).integers(-8, 8, (1, 2, 3, 12))

@@ -8,16 +8,16 @@ or our Verilator simulation with exec_mode "rtlsim" (FINN's own rtlsim needs Viv
 """
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
 
 from hw.finn_ops.channel_permute_hw import ChannelPermute
+from hw.finn_ops.rtl_layer import OurRTLLayer
 
 
-class ChannelPermute_rtl(ChannelPermute, RTLBackend):
+class ChannelPermute_rtl(OurRTLLayer, ChannelPermute, RTLBackend):
     """Double-buffered pixel permutation in RTL, one beat per cycle after the first pixel."""
+
+    rtl_library = ("channel_permute.sv",)
 
     def get_nodeattr_types(self):
         """ChannelPermute's attributes plus RTLBackend's."""
@@ -46,34 +46,8 @@ class ChannelPermute_rtl(ChannelPermute, RTLBackend):
         out = decode(run.out, dt).astype(np.float32)
         context[node.output[0]] = out.reshape(context[node.output[0]].shape)
 
-    def generate_hdl(self, model, fpgapart, clk):
-        """Write the wrapper ``<node>.v`` and copy channel_permute.sv into code_gen_dir_ipgen."""
+    def layer_rtl(self, model, out):
+        """The wrapper around channel_permute.sv for this node's attributes."""
         from hw.rtlgen.channel_permute import layer_from_op
 
-        out = Path(self.get_nodeattr("code_gen_dir_ipgen"))
-        out.mkdir(parents=True, exist_ok=True)
-        layer = layer_from_op(self)
-        layer.write(out)
-        for f in layer.library:
-            shutil.copy(f, out / f.name)
-        self.set_nodeattr("gen_top_module", layer.top)
-        # FINN's stitching takes an RTL node's files from ip_path: the generated folder.
-        self.set_nodeattr("ipgen_path", str(out.resolve()))
-        self.set_nodeattr("ip_path", str(out.resolve()))
-
-    def get_rtl_file_list(self, abspath=False):
-        """Our SystemVerilog and the generated wrapper (top last)."""
-        prefix = self.get_nodeattr("code_gen_dir_ipgen") + "/" if abspath else ""
-        top = self.get_nodeattr("gen_top_module") or self.onnx_node.name
-        return [prefix + "channel_permute.sv", prefix + top + ".v"]
-
-    def code_generation_ipi(self):
-        """Vivado IPI: add the files and reference the Verilog wrapper as a module."""
-        cmd = [f"add_files -norecurse {f}" for f in self.get_rtl_file_list(abspath=True)]
-        top = self.get_nodeattr("gen_top_module") or self.onnx_node.name
-        cmd.append(f"create_bd_cell -type module -reference {top} {self.onnx_node.name}")
-        return cmd
-
-    def instantiate_ip(self, cmd):
-        """Same as code_generation_ipi (FINN calls either, depending on the flow)."""
-        cmd += self.code_generation_ipi()
+        return layer_from_op(self)

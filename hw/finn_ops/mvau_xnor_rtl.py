@@ -11,14 +11,10 @@ internal_embedded): there is no weight stream port.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 from finn.custom_op.fpgadataflow.matrixvectoractivation import MVAU
 from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
 
-
-# Our SystemVerilog behind every layer's wrapper (hw/rtl), in compilation order.
-_LIBRARY = ("bnn_rom.sv", "xnor_mvtu.sv")
+from hw.finn_ops.rtl_layer import OurRTLLayer
 
 
 class _EstimateView:
@@ -51,8 +47,11 @@ class MVAUXnor(MVAU):
     """The generic (unspecialized) twin: exactly FINN's MVAU, for Python execution."""
 
 
-class MVAUXnor_rtl(MVAU, RTLBackend):
+class MVAUXnor_rtl(OurRTLLayer, MVAU, RTLBackend):
     """Binary-weight MVAU as RTL (xnor_mvtu), selectable per layer instead of MVAU_hls."""
+
+    # Our SystemVerilog behind every layer's wrapper (hw/rtl), in compilation order.
+    rtl_library = ("bnn_rom.sv", "xnor_mvtu.sv")
 
     def get_nodeattr_types(self):
         """MVAU's attributes plus RTLBackend's, with weights embedded in the layer."""
@@ -127,51 +126,12 @@ class MVAUXnor_rtl(MVAU, RTLBackend):
 
         return mvtu_from_node(model, self.onnx_node)
 
-    def generate_hdl(self, model, fpgapart, clk):
-        """Write the wrapper (``<node>.v``), memory files and our SystemVerilog into code_gen_dir_ipgen."""
-        import shutil
-
-        out = Path(self.get_nodeattr("code_gen_dir_ipgen"))
-        out.mkdir(parents=True, exist_ok=True)
-        layer = self._mvtu(model).layer(self.onnx_node.name, exp_cycles=self.get_exp_cycles(), mem_dir=out.resolve())
-        layer.write(out)
-        # The folder is complete on its own (e.g. for a hand-made project); FINN's
-        # stitching uses the shared files instead (see get_rtl_file_list).
-        for f in layer.library:
-            shutil.copy(f, out / f.name)
-        self.set_nodeattr("gen_top_module", layer.top)
-        # FINN's stitching takes a node's files from ip_path (HLS nodes get it from
-        # Vitis synthesis; RTL nodes set it to their generated folder, as here).
-        self.set_nodeattr("ipgen_path", str(out.resolve()))
-        self.set_nodeattr("ip_path", str(out.resolve()))
-
-    def get_rtl_file_list(self, abspath=False):
-        """Our SystemVerilog and the generated wrapper (top last, as FINN lists them).
-
-        Bare names are the files in code_gen_dir_ipgen. Absolute paths take the
-        SystemVerilog from hw/rtl, one file for every layer (as FINN's RTL ops use
-        finn-rtllib): a project given a copy per layer would define each module many times.
-        """
-        from hw.rtlgen.base import RTL_DIR
-
-        top = self.get_nodeattr("gen_top_module") or self.onnx_node.name
-        if not abspath:
-            return [*_LIBRARY, top + ".v"]
-        return [str(RTL_DIR / f) for f in _LIBRARY] + [self.get_nodeattr("code_gen_dir_ipgen") + "/" + top + ".v"]
+    def layer_rtl(self, model, out):
+        """The xnor_mvtu wrapper for this node, its weight and threshold memories written into ``out``."""
+        return self._mvtu(model).layer(self.onnx_node.name, exp_cycles=self.get_exp_cycles(), mem_dir=out)
 
     def get_verilog_top_module_intf_names(self):
         """One stream in, one out: the weights are inside the layer."""
         names = super().get_verilog_top_module_intf_names()
         names["s_axis"] = names["s_axis"][:1]
         return names
-
-    def code_generation_ipi(self):
-        """Vivado IPI: add the files and reference the Verilog wrapper as a module."""
-        cmd = [f"add_files -norecurse {f}" for f in self.get_rtl_file_list(abspath=True)]
-        cmd.append(f"create_bd_cell -type module -reference {self.get_nodeattr('gen_top_module')} "
-                   f"{self.onnx_node.name}")
-        return cmd
-
-    def instantiate_ip(self, cmd):
-        """Same as code_generation_ipi (FINN calls either, depending on the flow)."""
-        cmd += self.code_generation_ipi()
