@@ -87,6 +87,45 @@ def check_fit(model, board: Board, ceiling: float) -> Fit:
                consumers=consumers)
 
 
+def weights_to_luts(model, board: Board, ceiling: float):
+    """When BRAM alone is over the ceiling, move binary layers' weight ROMs into LUTs; returns (model, fit).
+
+    Our XNOR layers (MVAUXnor_rtl) keep their weights in a ROM that bnn_rom places in
+    BRAM or in LUTs (``ram_style`` "distributed"). Wide networks (PresB-18 at full
+    width: 11.7 Mbit of weights) run out of BRAM long before LUTs, and BRAM use does
+    not shrink with a slower folding. Layers move most-BRAM-saved-per-LUT first, as long
+    as the LUTs stay under the ceiling, until BRAM fits. FINN's HLS MVAUs are left as
+    they are (their weight memory style needs the decoupled memory mode).
+    """
+    from qonnx.custom_op.registry import getCustomOp
+
+    fit = check_fit(model, board, ceiling)
+    if set(fit.over()) != {"BRAM_18K"}:
+        return model, fit
+    moves = []
+    for node in model.graph.node:
+        inst = getCustomOp(node) if node.op_type == "MVAUXnor_rtl" else None
+        if inst is None or inst.get_nodeattr("ram_style") == "distributed":
+            continue
+        old = inst.get_nodeattr("ram_style")
+        bram, lut = inst.bram_estimation(board.part), inst.lut_estimation(board.part)
+        inst.set_nodeattr("ram_style", "distributed")
+        saved, added = bram - inst.bram_estimation(board.part), inst.lut_estimation(board.part) - lut
+        inst.set_nodeattr("ram_style", old)
+        if saved > 0:
+            moves.append((saved / max(added, 1.0), saved, added, inst))
+    used = dict(fit.used)
+    for _, saved, added, inst in sorted(moves, key=lambda m: -m[0]):
+        if used["BRAM_18K"] <= ceiling * fit.available["BRAM_18K"]:
+            break
+        if used["LUT"] + added > ceiling * fit.available["LUT"]:
+            continue
+        inst.set_nodeattr("ram_style", "distributed")
+        used["BRAM_18K"] -= saved
+        used["LUT"] += added
+    return model, check_fit(model, board, ceiling)
+
+
 def max_cycles(model) -> int:
     """Cycles per frame of the slowest layer (the throughput limit)."""
     from finn.analysis.fpgadataflow.exp_cycles_per_layer import exp_cycles_per_layer
@@ -159,10 +198,10 @@ def search(model, board: Board, ceiling: float, iterations: int = 12):
     SetFolding's discrete steps, which is why several variants are tried.
     """
     clock_hz = board.clock_mhz * 1e6
-    slowest = fold_to_cycles(model, 10**12)
+    slowest, fit = weights_to_luts(fold_to_cycles(model, 10**12), board, ceiling)
     hi = max_cycles(slowest)
     best, best_cycles, best_variant, tried = None, None, None, []
-    if check_fit(slowest, board, ceiling).fits:
+    if fit.fits:
         best, best_cycles = slowest, hi
     for wmax, res_type in VARIANTS:
         if res_type == "dsp" and board.resources.DSP == 0:
@@ -170,9 +209,9 @@ def search(model, board: Board, ceiling: float, iterations: int = 12):
         lo_log, hi_log = 0.0, math.log(hi)
         for _ in range(iterations):
             mid = math.exp((lo_log + hi_log) / 2)
-            cand = fold_to_cycles(model, max(1, int(mid)), wmax, res_type)
+            cand, fit = weights_to_luts(fold_to_cycles(model, max(1, int(mid)), wmax, res_type), board, ceiling)
             cyc = max_cycles(cand)
-            fits = check_fit(cand, board, ceiling).fits
+            fits = fit.fits
             tried.append({"target_cycles": int(mid), "cycles": cyc, "fits": fits,
                           "wwidth_max": wmax, "res_type": res_type})
             if fits:

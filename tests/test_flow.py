@@ -202,3 +202,36 @@ def test_user_onnx_with_external_weights_is_copied_whole(tmp_path):
     w = next(i.name for i in original.graph.initializer if "conv" in i.name)
     assert np.array_equal(copied.get_initializer(w), onnx.numpy_helper.to_array(
         next(i for i in original.graph.initializer if i.name == w), base_dir=str(tmp_path / "user")))
+
+
+def test_weights_move_to_luts_when_bram_alone_is_short(mnist_build):
+    import dataclasses
+
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
+
+    from boards import get_board
+    from flows.folding import check_fit, weights_to_luts
+
+    cfg, _ = mnist_build
+    folded = ModelWrapper(str(model_file(cfg.out_dir, "minimize_bit_width")))
+    for n in folded.graph.node:  # every binary layer's weights in BRAM, as for a wide network
+        if n.op_type == "MVAUXnor_rtl":
+            getCustomOp(n).set_nodeattr("ram_style", "block")
+    z2 = get_board("pynq-z2")
+    before = check_fit(folded, z2, 0.85).used
+    assert before["BRAM_18K"] > 0
+    # A board with LUTs to spare but too little BRAM for those ROMs.
+    small = dataclasses.replace(z2, resources=dataclasses.replace(
+        z2.resources, LUT=int(2 * before["LUT"]), BRAM36=int(before["BRAM_18K"] / 4)))
+    model, fit = weights_to_luts(folded, small, 0.85)
+    styles = [getCustomOp(n).get_nodeattr("ram_style") for n in model.graph.node if n.op_type == "MVAUXnor_rtl"]
+    assert fit.fits and "distributed" in styles
+    assert fit.used["BRAM_18K"] < before["BRAM_18K"] and fit.used["LUT"] > before["LUT"]
+    # Without LUTs to spare nothing moves: a design that cannot fit is reported, not made worse.
+    tight = dataclasses.replace(small, resources=dataclasses.replace(small.resources, LUT=int(before["LUT"])))
+    for n in folded.graph.node:
+        if n.op_type == "MVAUXnor_rtl":
+            getCustomOp(n).set_nodeattr("ram_style", "block")
+    model, fit = weights_to_luts(folded, tight, 0.85)
+    assert not fit.fits and fit.used["BRAM_18K"] == before["BRAM_18K"]
