@@ -20,15 +20,12 @@ module maxpool_stream #(
     output logic                      out_tvalid,
     input  logic                      out_tready
 );
-    localparam int KW = $clog2(K > 1 ? K : 2);
-
-    logic [KW-1:0]           k;
     logic [PE*ELEM_BITS-1:0] run_max, next_max;
-    logic                    fire;
+    logic                    fire, first, last;
 
-    // A beat may enter unless the output register holds a result nobody takes.
-    assign in_tready = !out_tvalid || out_tready;
-    assign fire      = in_tvalid && in_tready;
+    window_group #(.K(K)) group (
+        .clk, .rst_n, .in_tvalid, .in_tready, .out_tvalid, .out_tready, .fire, .first, .last
+    );
 
     always_comb begin
         for (int p = 0; p < PE; p++) begin
@@ -37,28 +34,14 @@ module maxpool_stream #(
             a = run_max[p*ELEM_BITS +: ELEM_BITS];
             b = in_tdata[p*ELEM_BITS +: ELEM_BITS];
             b_wins = SIGNED ? ($signed(b) > $signed(a)) : (b > a);
-            next_max[p*ELEM_BITS +: ELEM_BITS] = (k == 0 || b_wins) ? b : a;
+            next_max[p*ELEM_BITS +: ELEM_BITS] = (first || b_wins) ? b : a;
         end
     end
 
     always_ff @(posedge clk) begin
-        if (!rst_n) begin
-            k <= '0;
-            out_tvalid <= 1'b0;
-        end else begin
-            if (out_tready) out_tvalid <= 1'b0;
-            if (fire) begin
-                if (k == KW'(K - 1)) begin
-                    k <= '0;
-                    out_tvalid <= 1'b1;
-                end else begin
-                    k <= k + 1'b1;
-                end
-            end
-        end
         if (fire) begin
             run_max <= next_max;
-            if (k == KW'(K - 1)) out_tdata <= next_max;
+            if (last) out_tdata <= next_max;
         end
     end
 endmodule

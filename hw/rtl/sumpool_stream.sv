@@ -23,48 +23,32 @@ module sumpool_stream #(
     output logic                    out_tvalid,
     input  logic                    out_tready
 );
-    localparam int KW = $clog2(K > 1 ? K : 2);
     // One sign bit more than the largest sum needs, so unsigned sums stay positive.
     localparam int AW = IN_BITS + $clog2(K > 1 ? K : 2) + 1;
 
-    logic [KW-1:0]      k;
-    logic [PE*AW-1:0]   acc, next_acc;
+    logic [PE*AW-1:0]       acc, next_acc;
     logic [PE*OUT_BITS-1:0] result;
-    logic               fire;
+    logic                   fire, first, last;
 
-    // A beat may enter unless the output register holds a result nobody takes.
-    assign in_tready = !out_tvalid || out_tready;
-    assign fire      = in_tvalid && in_tready;
+    window_group #(.K(K)) group (
+        .clk, .rst_n, .in_tvalid, .in_tready, .out_tvalid, .out_tready, .fire, .first, .last
+    );
 
     always_comb begin
         for (int p = 0; p < PE; p++) begin
             logic signed [AW-1:0] x, s;
             x = IN_SIGNED ? AW'($signed(in_tdata[p*IN_BITS +: IN_BITS]))
                           : AW'($unsigned(in_tdata[p*IN_BITS +: IN_BITS]));
-            s = (k == 0) ? x : $signed(acc[p*AW +: AW]) + x;
+            s = first ? x : $signed(acc[p*AW +: AW]) + x;
             next_acc[p*AW +: AW] = s;
             result[p*OUT_BITS +: OUT_BITS] = OUT_BITS'(s >>> SHIFT);
         end
     end
 
     always_ff @(posedge clk) begin
-        if (!rst_n) begin
-            k <= '0;
-            out_tvalid <= 1'b0;
-        end else begin
-            if (out_tready) out_tvalid <= 1'b0;
-            if (fire) begin
-                if (k == KW'(K - 1)) begin
-                    k <= '0;
-                    out_tvalid <= 1'b1;
-                end else begin
-                    k <= k + 1'b1;
-                end
-            end
-        end
         if (fire) begin
             acc <= next_acc;
-            if (k == KW'(K - 1)) out_tdata <= result;
+            if (last) out_tdata <= result;
         end
     end
 endmodule

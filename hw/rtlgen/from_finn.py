@@ -104,7 +104,7 @@ def pool_layer(model, node, workdir: Path, mem_dir: Path | None = None) -> Layer
     return LayerRTL(**info, top=node.name, op="maxpool_stream",
                     sources={f"{node.name}.v": stream_wrapper(node.name, "maxpool_stream", params,
                                                               info["in_bits"], info["out_bits"])},
-                    library=[RTL_DIR / "maxpool_stream.sv"])
+                    library=[RTL_DIR / "window_group.sv", RTL_DIR / "maxpool_stream.sv"])
 
 
 _ELTWISE_OPS = {"ElementwiseAdd": 0, "ElementwiseSub": 1, "ElementwiseMul": 3}

@@ -39,7 +39,7 @@ def sum_pool_layer(model, node, workdir: Path, mem_dir: Path | None = None) -> L
     return LayerRTL(**info, top=node.name, op="sumpool_stream",
                     sources={f"{node.name}.v": stream_wrapper(node.name, "sumpool_stream", params,
                                                               info["in_bits"], info["out_bits"])},
-                    library=[RTL_DIR / "sumpool_stream.sv"])
+                    library=[RTL_DIR / "window_group.sv", RTL_DIR / "sumpool_stream.sv"])
 
 
 def global_accpool_layer(model, node, workdir: Path, mem_dir: Path | None = None) -> LayerRTL:
