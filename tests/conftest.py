@@ -1,4 +1,4 @@
-"""Shared fixtures: one Vivado-free build of the smallest zoo model, reused by many tests."""
+"""Shared fixtures: one Vivado-free build of the smallest zoo model, reused by many tests; one torch thread."""
 from __future__ import annotations
 
 import pytest
@@ -14,3 +14,14 @@ def mnist_build(tmp_path_factory):
     cfg = make_config(model="cbcnn-mnist", board="pynq-z2", out_dir=out, until="package")
     result = run_build(cfg, log=lambda msg: None)
     return cfg, result
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch on one thread for a test module (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``)."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -22,13 +22,8 @@ PAPER_PARAMS = 563_146  # MODELS.md / the authors' FPBlinkNet
 SMALL = dataclasses.replace(HYBRID, widths=(8, 16, 32))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Small tensors: one thread is faster, and much faster when the CPUs are shared."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+# Small tensors: one torch thread is faster, and much faster when the CPUs are shared.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _pixels(n: int, seed: int = 0) -> torch.Tensor:

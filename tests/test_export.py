@@ -26,13 +26,8 @@ NAME = "cbcnn-mnist"
 SHAPE = (1, 1, 28, 28)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Small tensors: one thread is faster, and much faster when the CPUs are shared."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+# Small tensors: one torch thread is faster, and much faster when the CPUs are shared.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -14,13 +14,8 @@ from quantize import layers, registry
 from quantize.models.cbcnn import CBCNN, ConvBlock
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Small tensors: one thread is faster, and much faster when the CPUs are shared."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+# Small tensors: one torch thread is faster, and much faster when the CPUs are shared.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _bns(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:

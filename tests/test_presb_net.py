@@ -26,12 +26,8 @@ from quantize.registry import (
 TINY = PresBConfig(in_shape=(3, 16, 16), num_classes=10, widths=(8, 16), blocks=(1, 1), deploy=True)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Small tensors: one torch thread is faster, and much faster when the CPUs are shared.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _binary_weights(cfg: PresBConfig) -> int:

@@ -31,13 +31,8 @@ from flows.transforms.hoist_input_quant import HoistInputQuantToHost, InputQuant
 from quantize import layers  # noqa: E402
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Small tensors: one thread is faster, and much faster when the CPUs are shared."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+# Small tensors: one torch thread is faster, and much faster when the CPUs are shared.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _run(model: ModelWrapper, x: np.ndarray) -> np.ndarray:

@@ -86,6 +86,10 @@ def bits_to_int(bits) -> int:
     return out
 
 
+class VerilogLiteral(str):
+    """A parameter value written into the wrapper as is (e.g. a sized hex constant), not as a string."""
+
+
 def stream_wrapper(top: str, core: str, params: dict, in_bits: int, out_bits: int,
                    core_ports: tuple[str, ...] = ("clk", "rst_n", "in_tdata", "in_tvalid", "in_tready",
                                                   "out_tdata", "out_tvalid", "out_tready")) -> str:
@@ -93,6 +97,8 @@ def stream_wrapper(top: str, core: str, params: dict, in_bits: int, out_bits: in
     ip, op = padded(in_bits), padded(out_bits)
 
     def fmt(v):
+        if isinstance(v, VerilogLiteral):
+            return str(v)
         return f'"{v}"' if isinstance(v, str) else str(int(v))
 
     plist = ",\n".join(f"        .{k}({fmt(v)})" for k, v in params.items())
