@@ -116,9 +116,11 @@ def _config(args, until: str | None):
 
 
 def _run(cfg, until):
+    from flows import build_dir
     from flows.runner import run_build
 
-    with _finn_output_to(Path(cfg.out_dir) / "finn.log"):
+    build_dir.claim(cfg.out_dir)  # before the log file, so the folder is marked as ours first
+    with _finn_output_to(Path(cfg.out_dir) / build_dir.FINN_LOG):
         return run_build(cfg, log=_log, until=until)
 
 
@@ -157,11 +159,18 @@ def cmd_build(args) -> int:
         ) from None
     add_section(cfg.out_dir, "steps", _steps_section(load_state(cfg.out_dir)))
     _summary(cfg.out_dir)
+    _warn_target_missed(result.info)
     if result.info.get("fit_message"):
         from flows.errors import DoesNotFit
 
         raise DoesNotFit(result.info["fit_message"])
     return 0
+
+
+def _warn_target_missed(info: dict) -> None:
+    missed = (info.get("folding") or {}).get("target_missed")
+    if missed:
+        _log(f"warning: FPS target not reached: {missed}")
 
 
 def _steps_section(state: dict) -> list[dict]:
@@ -196,15 +205,18 @@ def _real_inputs(args, spec_name: str | None, n: int):
 
 def cmd_verify(args) -> int:
     """Build up to the estimate, then run the bit-exact stage ladder."""
-    from flows.errors import VerificationFailed
+    from flows.errors import UserError, VerificationFailed
     from flows.report import add_section
     from flows.runner import load_state, vivado_free_until
     from flows.verify import brevitas_reference, make_inputs, save_verdict, verify_build
 
+    if args.inputs < 1:
+        raise UserError(f"--inputs must be >= 1, got {args.inputs}")
     cfg = _config(args, None)
     until = vivado_free_until(None)
     result = _run(cfg, until)
     add_section(cfg.out_dir, "steps", _steps_section(load_state(cfg.out_dir)))
+    _warn_target_missed(result.info)
     from qonnx.core.modelwrapper import ModelWrapper
 
     exported = ModelWrapper(str(result.model_path("export")))
@@ -350,7 +362,15 @@ def _user_error_types() -> tuple[type, ...]:
     from quantize.data import DatasetError
 
     types: list[type] = [BoardError, DatasetError, FileNotFoundError]
-    for mod, name in (("quantize.train", "CheckpointError"), ("quantize.export", "ExportError")):
+    try:
+        # FINN's own "your input is wrong" errors (e.g. a folding PE that does not divide).
+        from finn.util.exception import FINNUserError
+
+        types.append(FINNUserError)
+    except ImportError:
+        pass
+    for mod, name in (("quantize.train", "CheckpointError"), ("quantize.train", "TrainConfigError"),
+                      ("quantize.export", "ExportError")):
         try:
             types.append(getattr(__import__(mod, fromlist=[name]), name))
         except (ImportError, AttributeError):

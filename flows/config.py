@@ -3,13 +3,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from boards import Board, get_board
+from flows.build_dir import check_out_dir
 from flows.errors import UserError
 
 DEFAULT_CEILING = 0.85
+#: A user's ``net.onnx`` may come with ``net.json`` (class names, host head, preprocessing).
+SIDECAR_SUFFIX = ".json"
 #: Implementations of binary-weight MVAUs: our RTL (hw/rtl/xnor_mvtu.sv) or FINN's HLS.
 BINARY_MVAU_CHOICES = ("rtl", "hls")
 
@@ -22,16 +28,32 @@ class Source:
     ckpt: Path | None = None
     onnx: Path | None = None
 
+    @property
+    def sidecar(self) -> Path | None:
+        """The JSON sidecar beside a user's ONNX file (``net.onnx`` -> ``net.json``), if any."""
+        if self.onnx is None:
+            return None
+        path = self.onnx.with_suffix(SIDECAR_SUFFIX)
+        return path if path.exists() else None
+
+    def files(self) -> list[tuple[str, Path]]:
+        """Every file the export step reads, with its role: what the build key must cover."""
+        out: list[tuple[str, Path]] = []
+        if self.ckpt is not None:
+            out.append(("checkpoint", self.ckpt))
+        if self.onnx is not None:
+            out.append(("onnx", self.onnx))
+            out += [("external data", p) for p in onnx_external_files(self.onnx)]
+            if self.sidecar is not None:
+                out.append(("sidecar", self.sidecar))
+        return out
+
     def fingerprint(self) -> str:
-        """Changes whenever the network that would be built changes."""
+        """Changes whenever any byte the export step reads changes."""
         h = hashlib.sha256()
         h.update(f"{self.model}|".encode())
-        for path in (self.ckpt, self.onnx):
-            if path is not None:
-                h.update(file_digest(path).encode())
-                data = Path(str(path) + ".data")
-                if data.exists():
-                    h.update(file_digest(data).encode())
+        for role, path in self.files():
+            h.update(f"{role}|{path.name}|{file_digest(path)}|".encode())
         return h.hexdigest()[:16]
 
     @property
@@ -96,6 +118,75 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
+def regular_file(path: Path, label: str) -> Path:
+    """``path`` if it is a regular file (symlinks followed); a FIFO, device or folder is refused.
+
+    Reading ``/dev/zero`` or a FIFO never ends, so anything that is hashed or loaded is
+    checked here first.
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        raise UserError(f"{label} not found: {path}") from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise UserError(f"{label} {path} is {kind}")
+    return Path(path)
+
+
+def onnx_external_files(onnx_path: Path) -> list[Path]:
+    """The external data files an ONNX file names, each checked to be a regular file beside it.
+
+    torch writes weights of larger models to ``<name>.onnx.data``, but any name is legal;
+    a location that leaves the ONNX file's folder is refused (a model is data, not a
+    licence to read the user's other files).
+    """
+    import onnx
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+
+    regular_file(onnx_path, "ONNX file")
+    try:
+        proto = onnx.load(str(onnx_path), load_external_data=False)
+    except Exception as e:  # noqa: BLE001 - protobuf raises DecodeError & co. for a corrupt file
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise UserError(f"cannot read ONNX file {onnx_path}: {msg}") from None
+    if not proto.graph.node:
+        raise UserError(f"ONNX file {onnx_path} holds no graph (empty or not an ONNX model)")
+    base = Path(onnx_path).resolve().parent
+    found: dict[str, Path] = {}
+    tensors = list(proto.graph.initializer)
+    for node in proto.graph.node:
+        for attr in node.attribute:
+            tensors += ([attr.t] if attr.HasField("t") else []) + list(attr.tensors)
+    for t in tensors:
+        if not uses_external_data(t):
+            continue
+        location = ExternalDataInfo(t).location
+        target = Path(os.path.normpath(base / location))
+        if Path(location).is_absolute() or base not in target.parents:
+            raise UserError(f"ONNX file {onnx_path}: tensor '{t.name}' names external data '{location}' "
+                            "outside the ONNX file's folder")
+        if target.is_symlink():
+            raise UserError(f"external data {target} of {onnx_path} is a symbolic link; put the file itself there")
+        found.setdefault(location, regular_file(target, f"external data of {onnx_path}"))
+    return [found[k] for k in sorted(found)]
+
+
+def read_sidecar(path: Path) -> dict:
+    """The sidecar JSON object, or a one-line error naming the file."""
+    regular_file(path, "sidecar")
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UserError(f"sidecar {path} is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"sidecar {path} must hold a JSON object, not {type(data).__name__}")
+    for key in ("class_names",):
+        if key in data and not (isinstance(data[key], list) and all(isinstance(c, str) for c in data[key])):
+            raise UserError(f"sidecar {path}: '{key}' must be a list of strings")
+    return data
+
+
 def make_config(
     *,
     model: str | None = None,
@@ -128,17 +219,27 @@ def make_config(
     if onnx is not None and ckpt is not None:
         raise UserError("--ckpt goes with a model name, not with --onnx")
     for label, path in (("checkpoint", ckpt), ("ONNX file", onnx), ("folding file", folding)):
-        if path is not None and not Path(path).is_file():
-            raise UserError(f"{label} not found: {path}")
+        if path is not None:
+            regular_file(Path(path), label)
     if folding is not None:
         try:
-            json.loads(Path(folding).read_text())
+            fold = json.loads(Path(folding).read_text())
         except (ValueError, UnicodeDecodeError) as e:
             raise UserError(f"folding file {folding} is not valid JSON: {e}") from None
+        if not isinstance(fold, dict):
+            raise UserError(f"folding file {folding} must hold a JSON object of layer names, "
+                            f"not {type(fold).__name__}")
+    if onnx is not None:
+        onnx_external_files(Path(onnx))
+        side = Path(onnx).with_suffix(SIDECAR_SUFFIX)
+        if side.exists():
+            read_sidecar(side)
     if fps is not None and folding is not None:
         raise UserError("give --fps or --folding, not both")
     if fps is not None and not fps > 0:
         raise UserError(f"--fps must be positive, got {fps}")
+    if fps is not None and not math.isfinite(fps):
+        raise UserError(f"--fps must be a finite number, got {fps}")
     if not 0 < ceiling <= 1:
         raise UserError(f"--ceiling must be in (0, 1], got {ceiling}")
     if binary_mvau not in BINARY_MVAU_CHOICES:
@@ -154,6 +255,7 @@ def make_config(
     src = Source(model=model, ckpt=Path(ckpt) if ckpt else None, onnx=Path(onnx) if onnx else None)
     if out_dir is None:
         out_dir = Path("build") / f"{src.label}-{board_obj.name}"
+    check_out_dir(Path(out_dir))
     return BuildConfig(
         source=src,
         board=board_obj,

@@ -22,6 +22,8 @@ HW_ATTRS = ["PE", "SIMD", "parallel_window", "ram_style", "ram_style_thresholds"
 # same throughput) and with the integer (non-XNOR) MVAUs on LUTs or on DSPs (the first
 # layer's 8-bit products are the LUT-hungriest part of a BNN; DSPs are otherwise idle).
 VARIANTS = [(w, r) for w in (36, 64, 128, 256) for r in ("lut", "dsp")]
+# An FPS target counts as reached within this share (cycle counts are integers).
+FPS_TOLERANCE = 0.01
 
 
 @dataclass
@@ -234,14 +236,43 @@ def apply_target(model, target: Target, board: Board):
     if target.mode == "file":
         from finn.transformation.general import ApplyConfig
 
+        check_folding_names(model, target.folding_file)
         model = model.transform(ApplyConfig(str(target.folding_file)))
         cyc = max_cycles(model)
         return model, {"mode": "file", "file": str(target.folding_file), "cycles": cyc, "fps": clock_hz / cyc}
     if target.mode == "fps":
         model = fold_to_cycles(model, max(1, int(clock_hz / target.fps)))
         cyc = max_cycles(model)
-        return model, {"mode": "fps", "target_fps": target.fps, "cycles": cyc, "fps": clock_hz / cyc}
+        summary = {"mode": "fps", "target_fps": target.fps, "cycles": cyc, "fps": clock_hz / cyc}
+        # SetFolding stops at full parallelism; a target beyond it must not pass silently.
+        if clock_hz / cyc < target.fps * (1 - FPS_TOLERANCE):
+            summary["target_missed"] = (f"--fps {target.fps:,.0f} asked, {clock_hz / cyc:,.0f} reached: the fastest "
+                                        f"folding FINN's SetFolding finds at {board.clock_mhz:g} MHz")
+        return model, summary
     return search(model, board, target.ceiling)
+
+
+def check_folding_names(model, path: Path) -> None:
+    """Every layer a folding file names must exist in the model; a stale file fails loudly.
+
+    FINN's ApplyConfig skips names it does not find, so a folding.json from a build with
+    other layer names (e.g. ``--binary-mvau hls`` vs ``rtl``) would leave every layer at
+    PE = SIMD = 1 and still "succeed".
+    """
+    import json
+
+    from flows.errors import UserError
+
+    fold = json.loads(Path(path).read_text())
+    layers = [n.name for n in model.graph.node]
+    unknown = sorted(k for k in fold if k != "Defaults" and k not in layers)
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (f" (+{len(unknown) - 5} more)" if len(unknown) > 5 else "")
+        raise UserError(f"folding file {path} names {len(unknown)} layer(s) this build does not have: {shown}; "
+                        f"its layers are {', '.join(layers[:6])}{', ...' if len(layers) > 6 else ''}")
+    for name, attrs in fold.items():
+        if not isinstance(attrs, dict):
+            raise UserError(f"folding file {path}: entry '{name}' must be an object of attributes")
 
 
 def save_folding(model, path: Path) -> None:

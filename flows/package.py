@@ -98,9 +98,22 @@ def _side(model, tensor: str, node, is_input: bool) -> dict:
             "packed_shape": [int(d) for d in packed], "datatype": dt.name, "bits": int(dt.bitwidth())}
 
 
+def refuse_runtime_weights(model) -> None:
+    """Refuse a design whose weights FINN expects the driver to write after programming."""
+    # A folding file can set this FINN attribute on MVAU / Thresholding nodes; FINN's
+    # driver then writes the weights from runtime_weights/, which the board driver does not.
+    nodes = [n.name for n in model.graph.node
+             if any(a.name == "runtime_writeable_weights" and a.i for a in n.attribute)]
+    if nodes:
+        raise UserError(f"node(s) {', '.join(nodes)} have runtime-writeable weights "
+                        "(runtime_writeable_weights=1); the board driver does not load weights at run time, "
+                        "so set it to 0 (e.g. in the folding file)")
+
+
 def io_spec(model, ctx) -> dict:
     """The I/O spec of the dataflow model ``model`` (the build's folded, bit-width-minimized model)."""
     finn_env.prepare()
+    refuse_runtime_weights(model)
     graph = model.graph
     if len(graph.input) != 1 or len(graph.output) != 1:
         raise UserError(f"the board driver supports one input and one output; the accelerator has "
@@ -232,9 +245,21 @@ def check_finn_settings(spec: dict, settings_path: Path) -> dict:
     if not settings_path.exists():
         return dict(spec.get("dma") or DEFAULT_DMA)
     try:
-        shapes = json.loads(settings_path.read_text())["driver_information"]["io_shape_dict"]
+        info = json.loads(settings_path.read_text())["driver_information"]
+        shapes = info["io_shape_dict"]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise UserError(f"{settings_path}: cannot read FINN's driver settings ({e})") from None
+    # Weights FINN's driver would write after programming (runtime-writeable layers, DRAM
+    # weights, MLO weights in DDR): the board driver writes none, so the design would run
+    # without them.
+    needs = [what for what, flag in (("runtime-writeable weights", info.get("runtime_weights")),
+                                     ("external (DRAM) weights", info.get("external_weights")),
+                                     ("MLO weights in DDR", shapes.get("mlo_weight_config")))
+             if flag]
+    if needs:
+        raise UserError(f"FINN's driver settings ({settings_path}) say the design needs {' and '.join(needs)} "
+                        "loaded at run time; the board driver does not load weights, so the bitstream is "
+                        "not packaged")
     checks = [("input datatype", _finn_dt(shapes["idt"][0]), spec["input"]["datatype"]),
               ("output datatype", _finn_dt(shapes["odt"][0]), spec["output"]["datatype"])]
     for side, key in (("input", "ishape"), ("output", "oshape")):

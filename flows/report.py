@@ -6,10 +6,9 @@ import time
 from pathlib import Path
 
 from flows import finn_env
+from flows.build_dir import REPORT_JSON, report_dir
 from flows.errors import UserError
 from flows.report_html import render_html
-
-REPORT_JSON = "report.json"
 
 
 def layer_table(model, board) -> list[dict]:
@@ -43,7 +42,7 @@ def write_estimate(model, ctx) -> Path:
     perf = json.loads(perf_file.read_text()) if perf_file.exists() else {}
     layers = layer_table(model, board)
     totals = {k: sum(row[k] for row in layers) for k in ("LUT", "BRAM_18K", "URAM", "DSP")}
-    report = load_report(ctx.out_dir, missing_ok=True)
+    report = load_report(ctx.out_dir, missing_ok=True, replace_corrupt=True)
     report.update({
         "model": ctx.cfg.source.label,
         "board": {"name": board.name, "part": board.part, "clock_mhz": board.clock_mhz,
@@ -75,22 +74,28 @@ def _folding_section(ctx) -> dict:
     return {**fold, "source": source, "target_fps": ctx.cfg.target.fps, "ceiling": ctx.cfg.target.ceiling}
 
 
-def report_dir(out_dir: Path) -> Path:
-    """The report folder of a build."""
-    return Path(out_dir) / "report"
+def load_report(out_dir: Path, missing_ok: bool = False, replace_corrupt: bool = False) -> dict:
+    """The build's report.json as a dict.
 
-
-def load_report(out_dir: Path, missing_ok: bool = False) -> dict:
-    """The build's report.json as a dict."""
+    The report is the tool's own output: while a build adds to it (``replace_corrupt``),
+    an unreadable one is started afresh; when a user asks to read it, it is an error
+    naming the file.
+    """
     path = report_dir(out_dir) / REPORT_JSON
     if not path.exists():
         if missing_ok:
             return {}
         raise UserError(f"no report in {out_dir} (run 'bnn2fpga build' or 'bnn2fpga verify' first)")
     try:
-        return json.loads(path.read_text())
-    except ValueError:
-        raise UserError(f"{path} is not valid JSON") from None
+        report = json.loads(path.read_text())
+        problem = None if isinstance(report, dict) else f"holds a JSON {type(report).__name__}, not an object"
+    except (ValueError, UnicodeDecodeError):
+        problem = "is not valid JSON"
+    if problem is None:
+        return report
+    if replace_corrupt:
+        return {}
+    raise UserError(f"{path} {problem} (rebuild to rewrite it)")
 
 
 def save_report(out_dir: Path, report: dict) -> Path:
@@ -105,14 +110,14 @@ def save_report(out_dir: Path, report: dict) -> Path:
 
 def add_section(out_dir: Path, key: str, value) -> Path:
     """Set one top-level section (e.g. 'verification', 'steps', 'notes') and re-render."""
-    report = load_report(out_dir, missing_ok=True)
+    report = load_report(out_dir, missing_ok=True, replace_corrupt=True)
     report[key] = value
     return save_report(out_dir, report)
 
 
 def add_yosys(out_dir: Path, per_layer: dict[str, dict], tool: str) -> Path:
     """Add Yosys' resource counts beside FINN's estimates: ``yosys_*`` per layer, a 'yosys' section."""
-    report = load_report(out_dir, missing_ok=True)
+    report = load_report(out_dir, missing_ok=True, replace_corrupt=True)
     keys = ("LUT", "FF", "BRAM_18K", "DSP")
     for row in report.get("layers", []):
         r = per_layer.get(row.get("name"), {})

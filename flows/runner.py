@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from flows import finn_env
-from flows.config import BuildConfig
+from flows import build_dir, finn_env
+from flows.build_dir import STATE_FILE
+from flows.config import BuildConfig, file_digest
 from flows.steps import LAST_VIVADO_FREE, STEPS, Context, make_finn_config, require_tools
-
-STATE_FILE = "build_state.json"
 
 
 def _step_inputs(name: str, cfg: BuildConfig) -> str:
@@ -76,15 +75,21 @@ class BuildResult:
 def model_file(out_dir: Path, step: str) -> Path:
     """Where a step's output model is saved."""
     idx = [s.name for s in STEPS].index(step)
-    return Path(out_dir) / "steps" / f"{idx:02d}_{step}.onnx"
+    return build_dir.steps_dir(out_dir) / f"{idx:02d}_{step}.onnx"
 
 
 def load_state(out_dir: Path) -> dict:
-    """The saved build state (empty when there is none or it is unreadable)."""
+    """The saved build state (empty when there is none, or it is unreadable or of another shape)."""
     try:
-        return json.loads((Path(out_dir) / STATE_FILE).read_text())
+        state = json.loads((Path(out_dir) / STATE_FILE).read_text())
     except (OSError, ValueError):
         return {}
+    if not isinstance(state, dict):
+        return {}
+    for key in ("keys", "times", "info", "files"):
+        if not isinstance(state.get(key, {}), dict):
+            return {}
+    return state
 
 
 def _save_state(out_dir: Path, state: dict) -> None:
@@ -93,32 +98,50 @@ def _save_state(out_dir: Path, state: dict) -> None:
     tmp.replace(Path(out_dir) / STATE_FILE)
 
 
+def _intact(out: Path, step: str, digests: dict) -> str | None:
+    """None when the step's saved model is the file the build wrote; else why not."""
+    path = model_file(out, step)
+    if not path.is_file():
+        return f"{path.name} is missing"
+    want = digests.get(step)
+    if want is None:
+        return f"{path.name} has no recorded checksum"
+    if file_digest(path) != want:
+        return f"{path.name} changed since the build wrote it"
+    return None
+
+
 def run_build(cfg: BuildConfig, log: Callable[[str], None] = print, until: str | None = None) -> BuildResult:
     """Run (or resume) the build up to ``until`` (default: cfg.until, else every step)."""
     from qonnx.core.modelwrapper import ModelWrapper
 
     finn_env.prepare()
     out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "steps").mkdir(exist_ok=True)
+    # Every input is read (and hashed) before anything in the build folder is touched.
     keys = step_keys(cfg)
+    build_dir.claim(out)
+    build_dir.steps_dir(out).mkdir(exist_ok=True)
     state = load_state(out)
-    saved = state.get("keys", {})
+    saved, digests = state.get("keys", {}), state.get("files", {})
     until = until or cfg.until
     names = [s.name for s in STEPS]
     last = names.index(until) if until else len(STEPS) - 1
 
-    # Reuse the longest prefix of steps whose keys match and whose models exist.
+    # Reuse the longest prefix of steps whose keys match and whose saved models are intact.
     reusable = 0
     for s in STEPS[: last + 1]:
-        if saved.get(s.name) == keys[s.name] and model_file(out, s.name).exists():
-            reusable += 1
-        else:
+        if saved.get(s.name) != keys[s.name]:
             break
+        problem = _intact(out, s.name, digests)
+        if problem:
+            log(f"notice: {problem}; re-running from '{s.name}'")
+            break
+        reusable += 1
     done = names[:reusable]
     times = {k: v for k, v in state.get("times", {}).items() if k in done}
     info = state.get("info", {}) if reusable else {}
-    state = {"config": cfg.to_dict(), "keys": {n: keys[n] for n in done}, "times": times, "info": info}
+    state = {"config": cfg.to_dict(), "keys": {n: keys[n] for n in done}, "times": times, "info": info,
+             "files": {n: digests[n] for n in done}}
     ctx = Context(cfg=cfg, finn_cfg=make_finn_config(cfg, out), out_dir=out, info=info)
     ran: list[str] = []
     model = ModelWrapper(str(model_file(out, done[-1]))) if done else None
@@ -130,14 +153,19 @@ def run_build(cfg: BuildConfig, log: Callable[[str], None] = print, until: str |
         t0 = time.time()
         # A failed step must not leave a newer-looking state behind.
         state["keys"].pop(step.name, None)
+        state["files"].pop(step.name, None)
         _save_state(out, state)
         model = step.fn(model, ctx)
-        model.save(str(model_file(out, step.name)))
+        path = model_file(out, step.name)
+        tmp = path.with_name(path.name + ".tmp")
+        model.save(str(tmp))
+        tmp.replace(path)  # an interrupted save never leaves a half-written model under the real name
         dt = time.time() - t0
         times[step.name] = round(dt, 2)
         done.append(step.name)
         ran.append(step.name)
         state["keys"][step.name] = keys[step.name]
+        state["files"][step.name] = file_digest(path)
         state["times"], state["info"] = times, ctx.info
         _save_state(out, state)
         log(f"[{i + 1}/{last + 1}] {step.name} done in {dt:.1f} s")

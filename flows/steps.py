@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from flows import finn_env
+from flows import build_dir, finn_env
 from flows.config import BuildConfig
 from flows.errors import DoesNotFit, ToolMissing, UserError
 
@@ -84,31 +84,34 @@ def _finn(name: str) -> Callable:
 
 def step_export(model, ctx: Context):
     """QONNX from the zoo model (checkpoint or calibrated random weights), or the user's file."""
+    import onnx
     from qonnx.core.modelwrapper import ModelWrapper
+
+    from flows.config import read_sidecar
 
     src = ctx.cfg.source
     ctx.info["model"], ctx.info["board"] = src.model or str(src.onnx), ctx.cfg.board.name
-    dst = ctx.out_dir / "qonnx" / "model.onnx"
-    if dst.parent.exists():
-        shutil.rmtree(dst.parent)
+    dst = build_dir.qonnx_model(ctx.out_dir)
+    dst.parent.mkdir(parents=True, exist_ok=True)
     if src.model is not None:
         from quantize.export import export_model
 
         exported = export_model(src.model, dst, src.ckpt)
-        ctx.info["sidecar"] = json.loads(exported.sidecar.read_text())
-    else:
-        import onnx
-
-        dst.parent.mkdir(parents=True)
-        try:
-            # Loading resolves external weight files (torch writes <name>.onnx.data) relative
-            # to the user's file; saving embeds them, so the build folder is self-contained.
-            onnx.save(onnx.load(str(src.onnx)), str(dst))
-        except Exception as e:  # onnx raises DecodeError & co. for a corrupt file
-            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise UserError(f"cannot read ONNX file {src.onnx}: {msg}") from None
-        sidecar = src.onnx.with_suffix(".json")
-        ctx.info["sidecar"] = json.loads(sidecar.read_text()) if sidecar.exists() else {}
+        ctx.info["sidecar"] = read_sidecar(exported.sidecar)
+        return ModelWrapper(str(dst))
+    # The user's file is read whole (external weight files included) before anything is
+    # written, so an input that lives inside the build folder survives its own export.
+    sidecar = read_sidecar(src.sidecar) if src.sidecar else {}
+    try:
+        proto = onnx.load(str(src.onnx))
+    except Exception as e:  # noqa: BLE001 - onnx raises DecodeError & co. for a corrupt file
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise UserError(f"cannot read ONNX file {src.onnx}: {msg}") from None
+    # Saving embeds the weights, so the build folder is self-contained.
+    tmp = dst.with_name(dst.name + ".tmp")
+    onnx.save(proto, str(tmp))
+    tmp.replace(dst)
+    ctx.info["sidecar"] = sidecar
     return ModelWrapper(str(dst))
 
 
@@ -116,8 +119,10 @@ def step_qonnx_to_finn(model, ctx: Context):
     """Clean up, move the input quantizer to the host, check ops, convert to FINN-ONNX."""
     from qonnx.util.cleanup import cleanup_model
 
+    from flows.transforms.explicit_conv_kernel_shape import ExplicitConvKernelShape
     from flows.transforms.hoist_input_quant import HoistInputQuantToHost
 
+    model = model.transform(ExplicitConvKernelShape())
     model = cleanup_model(model)
     unsupported = [(n.name or "?", n.op_type) for n in model.graph.node if n.op_type not in SUPPORTED_OPS]
     if unsupported:

@@ -7,8 +7,9 @@ import json
 import logging
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import torch
 import torch.nn as nn
@@ -102,21 +103,29 @@ def export_qonnx(model: nn.Module, spec: ModelSpec, out: Path, info: dict | None
     Files are written in a temp folder and moved into place at the end, so a failed
     export never leaves a file that looks complete.
     """
-    from brevitas.export import export_qonnx as brevitas_export_qonnx
-
     out = Path(out)
     if out.suffix != ".onnx":
         raise ExportError(f"output must end in .onnx: {out}")
+    sidecar_path = out.with_suffix(SIDECAR_SUFFIX)
+    for target in (out, sidecar_path):
+        # Moving a file onto a directory would put it inside, not at the path reported.
+        if target.is_dir():
+            raise ExportError(f"{target}: is a directory; give a file path for the export")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ExportError(f"{out.parent}: cannot create the output folder ({e.strerror or e})") from None
+    brevitas_export_qonnx = _brevitas_exporter()
     model.eval()
     if hasattr(model, "set_deploy_order"):
         model.set_deploy_order(True)
     example = torch.zeros(1, *spec.input_shape)
     with torch.no_grad():
         model(example)  # refreshes buffers derived from weights before tracing
-    out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp, _quiet_torch_export():
         tmp_onnx = Path(tmp) / out.name
         brevitas_export_qonnx(accelerator_part(model), input_t=example, export_path=str(tmp_onnx))
+        _drop_unreferenced_files(tmp_onnx)
         sidecar = {
             "format": "qonnx",
             "model": spec.name,
@@ -129,10 +138,80 @@ def export_qonnx(model: nn.Module, spec: ModelSpec, out: Path, info: dict | None
             "onnx_files": sorted(p.name for p in Path(tmp).iterdir()),
             **(info or {}),
         }
-        (Path(tmp) / (out.stem + SIDECAR_SUFFIX)).write_text(json.dumps(sidecar, indent=2))
-        for f in Path(tmp).iterdir():
+        (Path(tmp) / sidecar_path.name).write_text(json.dumps(sidecar, indent=2))
+        written = sorted(Path(tmp).iterdir())
+        for f in written:
+            if (out.parent / f.name).is_dir():
+                raise ExportError(f"{out.parent / f.name}: is a directory; cannot write the export's file there")
+        stale = out.with_name(out.name + ".data")
+        if stale.name not in sidecar["onnx_files"] and stale.is_file():
+            stale.unlink()  # the external data of the file this export replaces
+        for f in written:
             shutil.move(str(f), out.parent / f.name)
-    return Exported(onnx=out, sidecar=out.with_suffix(SIDECAR_SUFFIX))
+    return Exported(onnx=out, sidecar=sidecar_path)
+
+
+# Warnings brevitas emits while importing its exporter, each harmless here:
+# - brevitas.graph imports brevitas' own deprecated brevitas.fx module (its internals,
+#   not a call of ours);
+# - brevitas.graph.equalize looks for the optional CUDA kernel package
+#   fast_hadamard_transform, used only by Hadamard-rotation equalization, which an
+#   export never runs.
+_HARMLESS_BREVITAS_WARNINGS = (
+    (DeprecationWarning, r"brevitas\.fx is deprecated"),
+    (UserWarning, r"fast_hadamard_transform package not found"),
+)
+
+
+def _brevitas_exporter():
+    """brevitas' QONNX export function, imported without its known-harmless warnings."""
+    with warnings.catch_warnings():
+        for category, message in _HARMLESS_BREVITAS_WARNINGS:
+            warnings.filterwarnings("ignore", message=message, category=category)
+        from brevitas.export import export_qonnx
+
+    return export_qonnx
+
+
+def external_data_files(onnx_path: Path) -> set[str]:
+    """Locations (relative to the file's folder) of the external data the ONNX file's tensors use."""
+    import onnx
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    tensors: list = []
+    graphs = [model.graph]
+    nodes = [n for f in model.functions for n in f.node]
+    while graphs or nodes:
+        if graphs:
+            g = graphs.pop()
+            tensors += list(g.initializer)
+            tensors += [t for sp in g.sparse_initializer for t in (sp.values, sp.indices)]
+            nodes += list(g.node)
+        for node in nodes:
+            # Constants and subgraphs (If, Loop, Scan) hold tensors in attributes.
+            for attr in node.attribute:
+                tensors += ([attr.t] if attr.HasField("t") else []) + list(attr.tensors)
+                graphs += ([attr.g] if attr.HasField("g") else []) + list(attr.graphs)
+        nodes = []
+    return {ExternalDataInfo(t).location for t in tensors if uses_external_data(t)}
+
+
+def _drop_unreferenced_files(onnx_path: Path) -> None:
+    """Delete what the exporter left next to ``onnx_path`` that the ONNX file does not use.
+
+    torch writes the weights to ``<name>.onnx.data`` and brevitas re-saves the model
+    with them embedded, leaving that file behind unused; a file the model does point to
+    is kept, since loading it needs it.
+    """
+    keep = {onnx_path.name} | {PurePath(loc).parts[0] for loc in external_data_files(onnx_path) if loc}
+    for f in onnx_path.parent.iterdir():
+        if f.name in keep:
+            continue
+        if f.is_dir():
+            shutil.rmtree(f)
+        else:
+            f.unlink()
 
 
 @contextlib.contextmanager

@@ -49,6 +49,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "CheckpointError",
+    "TrainConfigError",
     "train",
     "train_step",
     "evaluate",
@@ -65,6 +66,10 @@ STAGE_HOOK = "set_training_stage"
 
 class CheckpointError(Exception):
     """A checkpoint file is missing, unreadable or belongs to another model (one-line message)."""
+
+
+class TrainConfigError(ValueError):
+    """A training setting is out of range, or the dataset does not fit the model (one-line message)."""
 
 
 @dataclass
@@ -89,10 +94,28 @@ class TrainConfig:
         self.out_dir = Path("build/train") / self.model if self.out_dir is None else Path(self.out_dir)
         if self.data_root is not None:
             self.data_root = Path(self.data_root)
-        for name in ("limit", "threads"):
+        self.check()
+
+    def check(self) -> None:
+        """Raise TrainConfigError naming the first setting that makes no sense (None means the recipe's)."""
+        for name in ("epochs", "batch_size", "limit", "threads"):
             v = getattr(self, name)
-            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
-                raise ValueError(f"{name} must be a positive int or None, got {v!r}")
+            if v is None:
+                continue
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise TrainConfigError(f"{_flag(name)} must be a whole number, got {v!r}")
+            if v < 1:
+                raise TrainConfigError(f"{_flag(name)} must be >= 1, got {v}")
+        if self.lr is not None:
+            # nan compares False with everything, so it is tested for explicitly.
+            ok = isinstance(self.lr, (int, float)) and not isinstance(self.lr, bool)
+            if not ok or not math.isfinite(self.lr) or self.lr <= 0:
+                raise TrainConfigError(f"{_flag('lr')} must be a finite number > 0, got {self.lr!r}")
+
+
+def _flag(name: str) -> str:
+    # Messages name the CLI option the user typed; threads has none.
+    return name if name == "threads" else "--" + name.replace("_", "-")
 
 
 @dataclass
@@ -125,7 +148,12 @@ class _Data:
 
 
 def train(cfg: TrainConfig, log: Callable[[str], Any] = print) -> TrainResult:
-    """Train ``cfg.model`` by its recipe, resuming from ``out_dir/last.pt`` if present."""
+    """Train ``cfg.model`` by its recipe, resuming from ``out_dir/last.pt`` if present.
+
+    Settings out of range and a dataset whose classes or image size do not fit the
+    model raise :class:`TrainConfigError` before anything is trained.
+    """
+    cfg.check()  # again: the fields may have been changed since construction
     spec = get_spec(cfg.model)
     recipe = _recipe_for(spec, cfg)
     dataset = cfg.dataset or spec.dataset
@@ -296,19 +324,27 @@ def _load_split(
     spec: ModelSpec, dataset: str, root: Path | None, split: str, limit: int | None, seed: int
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     ds = load_dataset(dataset, root, split)
+    # Checked before preprocessing (which can take a while) and before any training: a
+    # label past the model's outputs would otherwise fail deep inside the loss.
+    if len(ds.class_names) != spec.num_classes:
+        raise TrainConfigError(
+            f"dataset {dataset!r} has {len(ds.class_names)} classes but model {spec.name!r} has "
+            f"{spec.num_classes}; choose a dataset with {spec.num_classes} classes or another model"
+        )
+    if len(ds.labels) and (ds.labels.min() < 0 or ds.labels.max() >= spec.num_classes):
+        raise TrainConfigError(
+            f"dataset {dataset!r} {split} has labels {ds.labels.min()}..{ds.labels.max()} but model "
+            f"{spec.name!r} has classes 0..{spec.num_classes - 1}"
+        )
     if limit is not None and limit < len(ds):
         # A random subset, because many datasets are stored sorted by class.
         keep = np.sort(np.random.default_rng(seed).permutation(len(ds))[:limit])
         ds = ds.subset(keep)
     x = spec.preprocessing(ds.images)
     if tuple(x.shape[1:]) != tuple(spec.input_shape):
-        raise ValueError(
-            f"{dataset} {split} images preprocess to {tuple(x.shape[1:])}, "
-            f"but {spec.name} expects {tuple(spec.input_shape)}"
-        )
-    if len(ds.class_names) != spec.num_classes or (len(ds.labels) and ds.labels.max() >= spec.num_classes):
-        raise ValueError(
-            f"dataset {dataset!r} has {len(ds.class_names)} classes but {spec.name} has {spec.num_classes}"
+        raise TrainConfigError(
+            f"dataset {dataset!r} {split} images preprocess to {tuple(x.shape[1:])}, "
+            f"but model {spec.name!r} expects {tuple(spec.input_shape)}"
         )
     return x, ds.labels, list(ds.class_names)
 
@@ -780,15 +816,24 @@ def _read_resume(path: Path, name: str, dataset: str, limit: int | None, recipe:
         have = "no stages" if stage is None else f"stage {index + 1} {stage!r}"
         want = f"stages {', '.join(names)}" if names else "no stages"
         raise CheckpointError(f"{path}: saved in {have}, but recipe {recipe.name!r} has {want}; {hint}")
-    epoch = int(ckpt["epoch"])
-    prog = _Progress(
-        stage_index=index,
-        stage_epoch=int(ckpt.get("stage_epoch", epoch)),
-        epoch=epoch,
-        best_val=float(ckpt["best_val_acc"]),
-        best_epoch=int(ckpt["best_epoch"]),
-        stage_results=[dict(r) for r in ckpt.get("stage_results", [])],
-    )
+    try:
+        epoch = int(ckpt["epoch"])
+        prog = _Progress(
+            stage_index=index,
+            stage_epoch=int(ckpt.get("stage_epoch", epoch)),
+            epoch=epoch,
+            best_val=float(ckpt["best_val_acc"]),
+            best_epoch=int(ckpt["best_epoch"]),
+            stage_results=[dict(r) for r in ckpt.get("stage_results", [])],
+        )
+        missing = [k for k in ("optimizer", "rng") if k not in ckpt]
+        if missing or "torch" not in ckpt["rng"]:
+            raise KeyError(", ".join(missing) or "rng.torch")
+    except (KeyError, TypeError, ValueError) as e:
+        # Written by something other than a training run (or damaged): it cannot be resumed.
+        what = f"entry {_first_line(e)} missing" if isinstance(e, KeyError) else f"malformed ({_first_line(e)})"
+        raise CheckpointError(f"{path}: not a resumable training checkpoint ({what}); "
+                              "delete it to train from scratch") from None
     return {"ckpt": ckpt, "progress": prog}
 
 
@@ -796,16 +841,27 @@ def _read_resume(path: Path, name: str, dataset: str, limit: int | None, recipe:
 
 
 def _read_metrics(path: Path) -> list[dict]:
+    """The metrics rows a resumed run continues; a damaged file is a CheckpointError naming it."""
     if not path.exists():
         return []
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
     ints = {"epoch", "images"}
 
     def parse(k: str, v: str):
         return v if k == _STAGE_FIELD else int(v) if k in ints else float(v)
 
-    return [{k: parse(k, v) for k, v in r.items() if k in _METRIC_FIELDS or k == _STAGE_FIELD} for r in rows]
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            missing = [k for k in _METRIC_FIELDS if k not in (reader.fieldnames or [])]
+            if missing:
+                raise ValueError(f"no column {', '.join(missing)}")
+            return [
+                {k: parse(k, v) for k, v in r.items() if k in _METRIC_FIELDS or k == _STAGE_FIELD}
+                for r in reader
+            ]
+    except (OSError, csv.Error, UnicodeDecodeError, ValueError, TypeError) as e:
+        raise CheckpointError(f"{path}: unreadable metrics of the run being resumed ({_first_line(e)}); "
+                              f"fix or delete it (the checkpoints are enough to resume)") from None
 
 
 def _write_metrics(path: Path, rows: list[dict]) -> None:

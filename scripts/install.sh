@@ -35,10 +35,13 @@ pip=("$venv/bin/python" -m pip install --disable-pip-version-check --progress-ba
 # 1. The CPU torch first: any later resolver step that sees no torch would pull a CUDA build.
 # TORCH_INDEX_URL (optional) points this one step at another index, e.g. PyTorch's CPU wheels.
 "${pip[@]}" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} torch==2.13.0
-# 2. finn-plus without its pins (brevitas 0.13.0 breaks on torch 2.13, see requirements.txt).
-"${pip[@]}" --no-deps finn-plus==1.6.1
-# 3. Everything else at the locked versions, with torch held where it is.
+# 2. Everything else at the locked versions, with torch held where it is.
 "${pip[@]}" -r "$repo/requirements/requirements.txt" -c "$repo/requirements/constraints.txt" torch==2.13.0
+# 3. finn-plus last and without its pins (brevitas 0.13.0 breaks on torch 2.13, see
+#    requirements.txt). Installed before step 2, its brevitas pin made pip print
+#    "ERROR: pip's dependency resolver ..." during a setup that succeeds; pip checks no
+#    conflicts for a --no-deps install, so the expected mismatch stays silent here.
+"${pip[@]}" --no-deps finn-plus==1.6.1
 # 4. The project itself, editable so `git pull` needs no reinstall.
 "${pip[@]}" --no-deps -e "$repo"
 

@@ -278,16 +278,8 @@ def test_validate_and_classify_commands_on_image_files(drv, packaged, tmp_path, 
     assert line.startswith(f"{files[0]}: ") and "FPS" in line
 
 
-def test_pynq_path_programs_the_iodmas_like_finn(drv, packaged, sim, tmp_path, monkeypatch):
-    """A fake PYNQ whose 'hardware' is the simulated accelerator: register protocol and buffers."""
-    from flows import package
-
-    out = tmp_path / "build"
-    shutil.copytree(packaged[0] / "deploy", out / "deploy")
-    _fake_finn_output(tmp_path / "finn", device="7z020")
-    package.add_bitstream(out, tmp_path / "finn")
-    spec = drv.io_spec.load(out / "deploy")
-    log: list = []
+def _fake_pynq(monkeypatch, sim, log: list, fclk0_mhz: float = 50.0) -> types.SimpleNamespace:
+    """A fake PYNQ whose 'hardware' is the simulated accelerator; returns its PS clocks."""
 
     class Buffer(np.ndarray):
         def flush(self):
@@ -329,9 +321,6 @@ def test_pynq_path_programs_the_iodmas_like_finn(drv, packaged, sim, tmp_path, m
             self.ip_dict = {"idma0": {}, "odma0": {}}
             self.idma0, self.odma0 = IODMA("idma0"), IODMA("odma0")
 
-    clocks = types.SimpleNamespace(fclk0_mhz=50.0)
-    pynq = types.ModuleType("pynq")
-    pynq.Overlay, pynq.allocate = Overlay, allocate
     overlay = None
 
     def make_overlay(path, download=True):
@@ -339,11 +328,34 @@ def test_pynq_path_programs_the_iodmas_like_finn(drv, packaged, sim, tmp_path, m
         overlay = Overlay(path, download)
         return overlay
 
-    pynq.Overlay = make_overlay
+    clocks = types.SimpleNamespace(fclk0_mhz=fclk0_mhz)
+    pynq = types.ModuleType("pynq")
+    pynq.Overlay, pynq.allocate = make_overlay, allocate
     ps = types.ModuleType("pynq.ps")
     ps.Clocks = clocks
     monkeypatch.setitem(sys.modules, "pynq", pynq)
     monkeypatch.setitem(sys.modules, "pynq.ps", ps)
+    return clocks
+
+
+def _package_with_bitstream(packaged, tmp_path, **spec_changes) -> Path:
+    from flows import package
+
+    out = tmp_path / "build"
+    shutil.copytree(packaged[0] / "deploy", out / "deploy")
+    _fake_finn_output(tmp_path / "finn", device="7z020")
+    package.add_bitstream(out, tmp_path / "finn")
+    if spec_changes:
+        path = out / "deploy" / "io_spec.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), **spec_changes}))
+    return out / "deploy"
+
+
+def test_pynq_path_programs_the_iodmas_like_finn(drv, packaged, sim, tmp_path, monkeypatch):
+    """A fake PYNQ whose 'hardware' is the simulated accelerator: register protocol and buffers."""
+    spec = drv.io_spec.load(_package_with_bitstream(packaged, tmp_path))
+    log: list = []
+    clocks = _fake_pynq(monkeypatch, sim, log)
 
     acc = drv.accelerator.PynqAccelerator(spec)
     assert clocks.fclk0_mhz == 100.0 and log[0] == ("overlay", "finn-accel.bit")
@@ -357,6 +369,17 @@ def test_pynq_path_programs_the_iodmas_like_finn(drv, packaged, sim, tmp_path, m
         [("idma0", o) for o in (0x10, 0x14, 0x1C, 0x00)]
     assert [v for _, off, v in writes if off == 0x1C] == [2, 2]
     assert [v for _, off, v in writes if off == 0x14] == [2, 1]  # high address words of the buffers
+
+
+@pytest.mark.parametrize("design_mhz", [125.0, 50.0])
+def test_pynq_path_sets_fclk0_to_the_clocking_wizards_100_mhz_reference(drv, packaged, sim, tmp_path, monkeypatch,
+                                                                        design_mhz):
+    """FINN's Zynq shell makes the design clock from FCLK0 = 100 MHz; the design clock stays information."""
+    spec = drv.io_spec.load(_package_with_bitstream(packaged, tmp_path, clock_mhz=design_mhz))
+    clocks = _fake_pynq(monkeypatch, sim, [], fclk0_mhz=design_mhz)
+    acc = drv.accelerator.PynqAccelerator(spec)
+    assert clocks.fclk0_mhz == 100.0
+    assert spec.clock_mhz == acc.design_clock_mhz == design_mhz
 
 
 def test_design_without_a_dma_layout_verifies_but_stops_before_vivado(packaged, tmp_path, monkeypatch):
@@ -394,6 +417,37 @@ def test_design_without_a_dma_layout_verifies_but_stops_before_vivado(packaged, 
     first_vivado_step = next(s for s in steps.STEPS if s.needs)
     with pytest.raises(UserError, match="no deployment package, so no bitstream is built: node"):
         steps.require_tools(first_vivado_step, [], ctx.info)
+
+
+def test_design_with_runtime_writeable_weights_is_refused(packaged, tmp_path):
+    """The board driver loads no weights at run time: such a design gets no package, nor a packaged bitstream."""
+    from onnx import helper
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from flows import package, steps
+
+    out, result = packaged
+    model = ModelWrapper(str(model_file(out, "package")))
+    node = next(n for n in model.graph.node if n.op_type.startswith(("MVAU", "Thresholding")))
+    node.attribute.append(helper.make_attribute("runtime_writeable_weights", 1))  # as a folding file sets it
+    build = tmp_path / "build"
+    shutil.copytree(out, build, ignore=shutil.ignore_patterns("deploy", "deploy.zip"))
+    ctx = types.SimpleNamespace(out_dir=build, info=dict(result.info),
+                                cfg=make_config(model="cbcnn-mnist", board="pynq-z2", out_dir=build, until="package"))
+    steps.step_package(model, ctx)
+    assert ctx.info["package_error"].startswith(f"node(s) {node.name} have runtime-writeable weights")
+    assert not (build / "deploy").exists()
+
+    # FINN's driver settings saying so stop the Vivado 'driver' step before the bitstream is packaged.
+    shutil.copytree(out / "deploy", build / "deploy")
+    spec = json.loads((build / "deploy" / "io_spec.json").read_text())
+    for flag in ({"runtime_weights": True}, {"external_weights": True}):
+        settings = _finn_settings(spec)
+        settings["driver_information"].update(flag)
+        finn = _fake_finn_output(tmp_path / f"finn-{next(iter(flag))}", "7z020", settings)
+        with pytest.raises(UserError, match="needs .* weights loaded at run time; the board driver does not load"):
+            package.add_bitstream(build, finn)
+        assert not (build / "deploy.zip").exists() and not (build / "deploy" / "finn-accel.bit").exists()
 
 
 # --- bad input: one line, non-zero exit ---------------------------------------------------

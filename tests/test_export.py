@@ -6,6 +6,10 @@ The exported graph is checked bit for bit against the Brevitas model it came fro
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -75,11 +79,20 @@ def test_export_writes_onnx_and_sidecar(exported):
     out_dir, result = exported
     assert result.onnx == out_dir / "m.onnx"
     assert result.sidecar == out_dir / "m.json"
-    names = {p.name for p in out_dir.iterdir()}
-    assert {"m.onnx", "m.json"} <= names
-    assert names <= {"m.onnx", "m.onnx.data", "m.json"}  # no temp folder left behind
+    # No temp folder, and no m.onnx.data: torch writes one, but the saved model embeds
+    # its weights, so that file would be unused.
+    assert {p.name for p in out_dir.iterdir()} == {"m.onnx", "m.json"}
     side = json.loads(result.sidecar.read_text())
-    assert set(side["onnx_files"]) == names - {"m.json"}
+    assert side["onnx_files"] == ["m.onnx"]
+
+
+def test_exported_onnx_holds_its_weights(exported):
+    import onnx
+
+    _, result = exported
+    assert export.external_data_files(result.onnx) == set()
+    model = onnx.load(str(result.onnx))
+    assert sum(np.prod(t.dims) for t in model.graph.initializer) > 400_000  # the weights are in the file
 
 
 def test_sidecar_contents(exported):
@@ -204,3 +217,82 @@ def test_export_unknown_model(tmp_path):
     with pytest.raises(UnknownModelError):
         export.export_model("no-such-model", tmp_path / "m.onnx")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_export_onto_an_existing_directory_is_refused(tmp_path, torch_model):
+    from quantize.registry import get_spec
+
+    (tmp_path / "m.onnx").mkdir()
+    with pytest.raises(export.ExportError, match=r"m\.onnx: is a directory") as err:
+        export.export_qonnx(torch_model, get_spec(NAME), tmp_path / "m.onnx")
+    assert str(err.value).startswith(str(tmp_path / "m.onnx"))
+    assert list(tmp_path.iterdir()) == [tmp_path / "m.onnx"]
+    assert list((tmp_path / "m.onnx").iterdir()) == []
+    # The sidecar's path is written too.
+    (tmp_path / "n.json").mkdir()
+    with pytest.raises(export.ExportError, match=r"n\.json: is a directory"):
+        export.export_model(NAME, tmp_path / "n.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "n.json"]
+
+
+def _fake_exporter(location: str):
+    """Stands in for brevitas: writes an ONNX whose weights live in ``location``, plus the
+    unused ``<name>.data`` torch leaves behind."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    def fake(module, input_t=None, export_path=None, **kwargs):
+        path = Path(export_path)
+        weights = numpy_helper.from_array(np.arange(4096, dtype=np.float32), "w")
+        graph = helper.make_graph(
+            [helper.make_node("Add", ["x", "w"], ["y"])],
+            "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4096])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4096])],
+            [weights],
+        )
+        (path.parent / (path.name + ".data")).write_bytes(b"stale torch weights")
+        onnx.save_model(helper.make_model(graph), str(path), save_as_external_data=True,
+                        all_tensors_to_one_file=True, location=location, size_threshold=0)
+
+    return fake
+
+
+@pytest.mark.parametrize("location", ["m.onnx.data", "weights.bin"])
+def test_export_keeps_referenced_external_data_only(tmp_path, torch_model, monkeypatch, location):
+    import brevitas.export
+    import onnx
+    from onnx import numpy_helper
+
+    from quantize.registry import get_spec
+
+    monkeypatch.setattr(brevitas.export, "export_qonnx", _fake_exporter(location))
+    # What an earlier export of the same file left: replaced, or removed if now unused.
+    (tmp_path / "m.onnx.data").write_bytes(b"from an older export")
+    result = export.export_qonnx(torch_model, get_spec(NAME), tmp_path / "m.onnx")
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted(["m.json", "m.onnx", location])
+    assert json.loads(result.sidecar.read_text())["onnx_files"] == sorted(["m.onnx", location])
+    assert export.external_data_files(result.onnx) == {location}
+    weights = onnx.load(str(result.onnx)).graph.initializer[0]
+    np.testing.assert_array_equal(numpy_helper.to_array(weights), np.arange(4096, dtype=np.float32))
+
+
+def test_export_prints_no_warnings(tmp_path):
+    """brevitas warns twice while its exporter is imported (brevitas.fx deprecated,
+    fast_hadamard_transform missing); both are harmless and silenced. A fresh interpreter,
+    because the warnings come once per process, at import."""
+    script = (
+        "import warnings, sys\n"
+        "warnings.simplefilter('always')\n"
+        "from quantize.export import export_model\n"
+        "export_model('cbcnn-mnist', sys.argv[1])\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "m.onnx")], capture_output=True,
+                          text=True, env=env, cwd=Path(__file__).resolve().parents[1], timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "fast_hadamard_transform" not in proc.stderr
+    assert "brevitas.fx is deprecated" not in proc.stderr
+    assert "Warning" not in proc.stderr, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.onnx"]

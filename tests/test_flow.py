@@ -157,9 +157,9 @@ def test_bad_build_requests_are_one_line_errors(kwargs, message):
 def test_corrupt_onnx_is_a_clear_error(tmp_path):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"this is not a protobuf" * 10)
-    cfg = make_config(onnx=bad, board="pynq-z2", out_dir=tmp_path / "out", until="qonnx_to_finn")
     with pytest.raises(UserError, match="cannot read ONNX file"):
-        run_build(cfg, log=lambda m: None)
+        make_config(onnx=bad, board="pynq-z2", out_dir=tmp_path / "out", until="qonnx_to_finn")
+    assert not (tmp_path / "out").exists()
 
 
 def _export(module, example, path):
@@ -192,6 +192,8 @@ def test_user_onnx_with_external_weights_is_copied_whole(tmp_path):
     from quantize.export import export_model
 
     exported = export_model("cbcnn-mnist", tmp_path / "user" / "mine.onnx")
+    onnx.save_model(onnx.load(str(exported.onnx)), str(exported.onnx), save_as_external_data=True,
+                    location="mine.onnx.data", size_threshold=1024)
     assert (tmp_path / "user" / "mine.onnx.data").exists()  # the case under test
     cfg = make_config(onnx=exported.onnx, board="pynq-z2", out_dir=tmp_path / "out", until="export")
     result = run_build(cfg, log=lambda m: None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 import torch
 import torch.nn as nn
 from brevitas.nn import QuantConv2d, QuantLinear
+from PIL import Image
 
 import quantize.train as train_mod
 from quantize.data import DatasetError, load_dataset
@@ -20,6 +22,7 @@ from quantize.registry import create_model, get_spec
 from quantize.train import (
     CheckpointError,
     TrainConfig,
+    TrainConfigError,
     augment,
     evaluate,
     load_checkpoint,
@@ -319,3 +322,88 @@ def test_accuracy_clearly_above_chance(straight3):
     result = straight3[1]
     assert result.test_acc > 0.5
     assert result.best_val_acc > 0.4
+
+
+# --------------------------------------------------------------------------- bad settings and inputs
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(epochs=0), "--epochs must be >= 1, got 0"),
+        (dict(epochs=-3), "--epochs must be >= 1, got -3"),
+        (dict(epochs=2.5), "--epochs must be a whole number, got 2.5"),
+        (dict(batch_size=0), "--batch-size must be >= 1, got 0"),
+        (dict(batch_size=-1), "--batch-size must be >= 1, got -1"),
+        (dict(lr=float("nan")), "--lr must be a finite number > 0, got nan"),
+        (dict(lr=float("inf")), "--lr must be a finite number > 0, got inf"),
+        (dict(lr=0.0), "--lr must be a finite number > 0, got 0.0"),
+        (dict(lr=-1e-3), "--lr must be a finite number > 0, got -0.001"),
+        (dict(limit=0), "--limit must be >= 1, got 0"),
+        (dict(limit=-5), "--limit must be >= 1, got -5"),
+        (dict(threads=0), "threads must be >= 1, got 0"),
+    ],
+)
+def test_nonsense_settings_are_a_config_error(tmp_path, change, message):
+    with pytest.raises(TrainConfigError) as err:
+        _cfg(tmp_path / "run", **change)
+    assert str(err.value) == message
+    assert isinstance(err.value, ValueError)
+
+
+def test_settings_changed_after_construction_are_checked_before_anything_runs(tmp_path):
+    cfg = _cfg(tmp_path / "run")
+    cfg.batch_size = 0
+    with pytest.raises(TrainConfigError, match="^--batch-size must be >= 1, got 0$"):
+        train(cfg, log=lambda _: None)
+    assert not (tmp_path / "run").exists()
+
+
+def test_dataset_with_fewer_classes_than_the_model_is_a_config_error(tmp_path):
+    # cbcnn-gtsrb has 43 outputs; digits has 10 classes.
+    with pytest.raises(TrainConfigError) as err:
+        train(_cfg(tmp_path, model="cbcnn-gtsrb", epochs=1), log=lambda _: None)
+    msg = str(err.value)
+    assert msg.startswith("dataset 'digits' has 10 classes but model 'cbcnn-gtsrb' has 43")
+    assert "\n" not in msg
+    assert not list(tmp_path.glob("*.pt"))
+
+
+def test_folder_dataset_with_more_classes_than_the_model_is_a_config_error(tmp_path):
+    root = tmp_path / "data"
+    for k in range(12):
+        (root / f"class{k:02d}").mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(np.full((8, 8, 3), 20 * k + i, np.uint8)).save(root / f"class{k:02d}" / f"{i}.png")
+    cfg = _cfg(tmp_path / "run", dataset="folder", data_root=root, epochs=1, limit=None)
+    with pytest.raises(TrainConfigError, match="^dataset 'folder' has 12 classes but model 'cbcnn-mnist' has 10"):
+        train(cfg, log=lambda _: None)
+    assert not list((tmp_path / "run").glob("*.pt"))
+
+
+def _copy_run(src: Path, dst: Path) -> Path:
+    dst.mkdir()
+    for name in ("last.pt", "best.pt", "metrics.csv"):
+        shutil.copy(src / name, dst / name)
+    return dst
+
+
+def test_corrupt_metrics_of_a_resumed_run_is_a_checkpoint_error(tmp_path, straight3):
+    run = _copy_run(straight3[0], tmp_path / "run")
+    (run / "metrics.csv").write_text("epoch,lr,loss\nthree,x,y\n")
+    with pytest.raises(CheckpointError) as err:
+        train(_cfg(run), log=lambda _: None)
+    msg = str(err.value)
+    assert msg.startswith(f"{run / 'metrics.csv'}: unreadable metrics") and "\n" not in msg
+
+
+def test_incomplete_checkpoint_to_resume_is_a_checkpoint_error(tmp_path, straight3):
+    run = _copy_run(straight3[0], tmp_path / "run")
+    ckpt = torch.load(run / "last.pt", weights_only=True)
+    del ckpt["epoch"]
+    torch.save(ckpt, run / "last.pt")
+    with pytest.raises(CheckpointError) as err:
+        train(_cfg(run), log=lambda _: None)
+    msg = str(err.value)
+    assert msg.startswith(f"{run / 'last.pt'}: not a resumable training checkpoint (entry 'epoch' missing)")
+    assert "\n" not in msg

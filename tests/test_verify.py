@@ -47,15 +47,16 @@ def test_a_broken_stage_is_located(mnist_build, tmp_path):
     cfg, result = mnist_build
     out = tmp_path / "broken"
     shutil.copytree(cfg.out_dir, out)
+    broken = run_build(make_config(model="cbcnn-mnist", board="pynq-z2", out_dir=out, until="estimate"),
+                       log=lambda m: None)
+    assert broken.ran == []
+    # Tampered after the build (a resumed build would re-run a changed step): the ladder reads this file.
     path = model_file(out, "streamline")
     model = ModelWrapper(str(path))
     mt = [n for n in model.graph.node if n.op_type == "MultiThreshold"][1]
     thr = model.get_initializer(mt.input[1])
     model.set_initializer(mt.input[1], thr + 1000.0)  # that layer's signs all become -1
     model.save(str(path))
-    broken = run_build(make_config(model="cbcnn-mnist", board="pynq-z2", out_dir=out, until="estimate"),
-                       log=lambda m: None)
-    assert broken.ran == []  # the tampered file is what the ladder reads
     inputs = _inputs(broken, n=2)
     verdict = verify_build(broken, inputs, brevitas_reference("cbcnn-mnist", None, inputs.x), log=lambda m: None)
     stages = {s.name: s for s in verdict.stages}

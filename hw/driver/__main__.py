@@ -5,12 +5,13 @@ Errors a user can fix are one line on stderr and exit code 2; ``--debug`` shows 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
 from . import io_spec
-from .errors import DriverError
+from .errors import DriverError, printable
 
 PROG = "bnn2fpga_driver"
 
@@ -50,6 +51,23 @@ def _fmt(p) -> str:
     return f"{p.label} ({p.score:.2f})"
 
 
+def check_writable(path: Path, option: str) -> None:
+    """Refuse an output file that cannot be written, before any work is done for it."""
+    if path.is_dir():
+        raise DriverError(f"{option} {printable(path)} is a folder; give a file name")
+    if not path.parent.is_dir():
+        raise DriverError(f"{option} {printable(path)}: the folder {printable(path.parent)} does not exist")
+    existed = path.exists()
+    try:
+        # Opening is the only test that holds for root, read-only mounts and ACLs alike.
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as e:
+        raise DriverError(f"{option} {printable(path)}: cannot write it ({e.strerror or e})") from None
+    if not existed:
+        os.unlink(path)
+
+
 def cmd_classify(args) -> int:
     """Label images given as files or folders, or camera frames."""
     from .images import Camera, list_images, read_image
@@ -70,7 +88,7 @@ def cmd_classify(args) -> int:
         preds = clf.classify(images, args.batch)
         fps = len(chunk) / max(time.perf_counter() - t, 1e-9)
         for p, pred in zip(chunk, preds):
-            print(f"{p}: {_fmt(pred)}  [{fps:.1f} FPS]", flush=True)
+            print(f"{printable(p)}: {_fmt(pred)}  [{fps:.1f} FPS]", flush=True)
         done += len(chunk)
     total = time.perf_counter() - t0
     print(f"{done} image(s) in {total:.2f} s: {done / max(total, 1e-9):.1f} images/s (batch {args.batch}, "
@@ -100,6 +118,7 @@ def cmd_validate(args) -> int:
     from .images import labeled_images, read_image
     from .metrics import accuracy, confusion_matrix, format_matrix, write_csv
 
+    check_writable(Path(args.csv), "--csv")
     spec = io_spec.load(args.package)
     items = labeled_images(args.folder, spec.class_names)
     if args.limit:
@@ -118,7 +137,11 @@ def cmd_validate(args) -> int:
           f"{len(true) / max(total, 1e-9):.1f} images/s (batch {args.batch})")
     for line in format_matrix(matrix, names):
         print(line)
-    print(f"confusion matrix written to {write_csv(args.csv, matrix, names)}")
+    try:
+        written = write_csv(args.csv, matrix, names)
+    except OSError as e:
+        raise DriverError(f"--csv {printable(args.csv)}: cannot write it ({e.strerror or e})") from None
+    print(f"confusion matrix written to {printable(written)}")
     return 0
 
 
@@ -178,12 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     except DriverError as e:
         if args.debug:
             raise
-        print(f"{PROG}: {str(e).splitlines()[0] if str(e) else 'error'}", file=sys.stderr)
+        print(f"{PROG}: {printable(str(e).splitlines()[0]) if str(e) else 'error'}", file=sys.stderr)
         return e.exit_code
     except Exception as e:  # noqa: BLE001 - the one place that turns errors into exit codes
         if args.debug:
             raise
-        msg = str(e).splitlines()[0] if str(e) else ""
+        msg = printable(str(e).splitlines()[0]) if str(e) else ""
         print(f"{PROG}: internal error: {type(e).__name__}: {msg} (run with --debug for the traceback)",
               file=sys.stderr)
         return 1

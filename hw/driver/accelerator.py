@@ -20,6 +20,11 @@ __all__ = ["Accelerator", "PynqAccelerator", "pynq_available"]
 # the input and the output DMA: control/status, buffer address (low, high), frames.
 _CTRL, _ADDR_LO, _ADDR_HI, _REPS = 0x00, 0x10, 0x14, 0x1C
 _START, _DONE, _IDLE = 0x1, 0x2, 0x4
+# FINN's Zynq shell (finn-plus 1.6.1, make_zynq_proj's block design) feeds PS FCLK0 (pl_clk0
+# on UltraScale+) at 100 MHz into a clocking wizard whose output is the design clock; the
+# wizard's ratio is fixed in the bitstream, so any other FCLK0 would scale the design clock
+# away from what it was timed for. FINN's own driver sets the same 100 MHz.
+FCLK0_REFERENCE_MHZ = 100.0
 
 
 @runtime_checkable
@@ -62,17 +67,17 @@ class PynqAccelerator:
             raise DriverError(f"{bit.name} has no IP named {', '.join(missing)} (it has: {have}); "
                               "it is not the FINN accelerator of this package")
         self.idma, self.odma = (getattr(self.overlay, n) for n in names)
-        self._set_clock(spec.clock_mhz)
+        self.design_clock_mhz = spec.clock_mhz  # made by the clocking wizard; information only
+        self._set_clock()
         self._in_buf = self._out_buf = None
         self._capacity = 0
 
     @staticmethod
-    def _set_clock(mhz: float) -> None:
-        # The design was timed for this fabric clock; PYNQ boots with its own default.
+    def _set_clock() -> None:
+        # PYNQ leaves FCLK0 as the previous overlay set it; the wizard needs its reference.
         from pynq.ps import Clocks
 
-        if mhz > 0:
-            Clocks.fclk0_mhz = mhz
+        Clocks.fclk0_mhz = FCLK0_REFERENCE_MHZ
 
     def _buffers(self, batch: int):
         if batch > self._capacity:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import platform
 import re
@@ -15,14 +16,28 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DriverError
+from .errors import UNSAFE_TEXT, DriverError
 from .packing import packed_shape
 
-__all__ = ["FORMAT", "SPEC_FILE", "TensorSpec", "IOSpec", "load", "check_board", "check_bitfile",
-           "running_board", "sha256_of"]
+__all__ = ["FORMAT", "SPEC_FILE", "MAX_FRAME_ELEMENTS", "MAX_CLASSES", "TensorSpec", "IOSpec", "load",
+           "check_text", "inside_package", "check_board", "check_bitfile", "running_board", "sha256_of"]
 
 FORMAT = "bnn2fpga-io/1"
 SPEC_FILE = "io_spec.json"
+
+# Limits on what a package can make the board allocate, checked before anything is.
+# The largest frame a Zynq-class BNN takes is an ImageNet image (224x224x3 = 150,528
+# elements); 2**24 leaves two orders of magnitude of headroom, yet the host's working
+# copies of one frame (int64 codes, float32 images, bit planes) stay in the hundreds of
+# MiB a PYNQ board's DDR can hold, where 100000x100000 would ask for ~74 GiB.
+MAX_FRAME_ELEMENTS = 2**24
+# validate keeps a classes x classes matrix of int64 counts: 4096 classes is 128 MiB,
+# four times ImageNet-1k.
+MAX_CLASSES = 4096
+# Real specs are kilobytes (a 4096-class head is ~200 KB); a bigger file is not ours.
+MAX_SPEC_BYTES = 16 * 2**20
+# FINN's folded stream shapes have up to six axes; many more means it is not FINN's.
+MAX_RANK = 8
 
 
 @dataclass(frozen=True)
@@ -87,11 +102,52 @@ class _Fields:
             self.fail(field, f"expected {' or '.join(k.__name__ for k in kinds)}, got {node!r}"[:200])
         return node
 
+    def text(self, field: str, optional: bool = False) -> str | None:
+        value = self.get(field, (str,), optional)
+        if value is not None:
+            check_text(value, lambda problem: self.fail(field, problem))
+        return value
+
     def shape(self, field: str) -> tuple[int, ...]:
         value = self.get(field, (list,))
         if not value or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in value):
-            self.fail(field, f"expected a list of positive integers, got {value!r}")
+            self.fail(field, f"expected a list of positive integers, got {value!r}"[:200])
+        if len(value) > MAX_RANK:
+            self.fail(field, f"{len(value)} axes; the driver takes at most {MAX_RANK}")
+        if _prod(value) > MAX_FRAME_ELEMENTS:
+            self.fail(field, f"{'x'.join(map(str, value))} is {_prod(value):,} elements per frame, more than the "
+                      f"driver's limit of {MAX_FRAME_ELEMENTS:,}")
         return tuple(value)
+
+    def inside(self, field: str, package_dir: Path) -> Path | None:
+        # A package is copied to the board and unzipped as root: a file it names must
+        # not reach outside its folder, neither by path nor through a symlink.
+        rel = self.text(field, optional=True)
+        if rel is None:
+            return None
+        return inside_package(package_dir, rel, lambda problem: self.fail(field, problem))
+
+
+def check_text(value: str, fail) -> None:
+    """Call ``fail(problem)`` when ``value`` holds characters that can forge terminal output."""
+    bad = UNSAFE_TEXT.search(value)
+    if bad:
+        fail(f"{value[:60]!r} contains the control character {bad.group()!r}; names from a package must be "
+             "printable text (they are printed to the terminal)")
+
+
+def inside_package(package_dir: Path, rel: str, fail) -> Path:
+    """``package_dir / rel`` resolved, after ``fail(problem)`` if it leads out of the package folder."""
+    root = Path(package_dir).resolve()
+    try:
+        target = (root / rel).resolve()
+    except (OSError, RuntimeError, ValueError) as e:  # symlink loops, unreadable folders
+        fail(f"{rel!r} cannot be resolved ({e})")
+    if target == root:
+        fail(f"{rel!r} names the package folder itself, not a file in it")
+    if not target.is_relative_to(root):
+        fail(f"{rel!r} leaves the package folder {root}")
+    return target
 
 
 def _tensor(f: _Fields, side: str) -> TensorSpec:
@@ -109,7 +165,13 @@ def _tensor(f: _Fields, side: str) -> TensorSpec:
     ops = f.get(f"{side}.host_ops", (list,))
     for i, op in enumerate(ops):
         if not isinstance(op, dict) or not isinstance(op.get("op"), str):
-            f.fail(f"{side}.host_ops[{i}]", f"expected an object with an 'op' name, got {op!r}")
+            f.fail(f"{side}.host_ops[{i}]", f"expected an object with an 'op' name, got {op!r}"[:200])
+        check_text(op["op"], lambda problem: f.fail(f"{side}.host_ops[{i}].op", problem))
+        for key in ("perm", "shape"):
+            ints = op.get(key)
+            if ints is not None and not (isinstance(ints, list) and all(
+                    isinstance(d, int) and not isinstance(d, bool) for d in ints)):
+                f.fail(f"{side}.host_ops[{i}].{key}", f"expected a list of integers, got {ints!r}"[:200])
     return TensorSpec(shape, folded, packed, dt, tuple(ops))
 
 
@@ -120,25 +182,41 @@ def _prod(shape) -> int:
     return n
 
 
-def load(package_dir) -> IOSpec:
-    """Read and validate ``<package_dir>/io_spec.json``."""
-    package_dir = Path(package_dir)
-    path = package_dir / SPEC_FILE
+def _read(package_dir: Path, path: Path):
     if not package_dir.is_dir():
         raise DriverError(f"no deployment package at {package_dir} (expected a folder with {SPEC_FILE}; "
                           "give it with --package DIR)")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        if path.stat().st_size > MAX_SPEC_BYTES:
+            raise DriverError(f"{path}: {path.stat().st_size:,} bytes, more than an I/O spec can be "
+                              f"({MAX_SPEC_BYTES:,}); it is not a bnn2fpga package")
+        return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DriverError(f"{package_dir} is not a deployment package: {SPEC_FILE} is missing") from None
     except (OSError, UnicodeDecodeError) as e:
         raise DriverError(f"{path}: cannot read ({e})") from None
     except ValueError as e:
         raise DriverError(f"{path}: not valid JSON ({e})") from None
+    except RecursionError:
+        raise DriverError(f"{path}: not valid JSON (nested too deeply)") from None
+
+
+def _numbers(f: _Fields, field: str, count: int) -> None:
+    values = f.get(field, (list,))
+    if len(values) != count or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                       and math.isfinite(v) for v in values):
+        f.fail(field, f"expected {count} numbers (one per class), all finite")
+
+
+def load(package_dir) -> IOSpec:
+    """Read and validate ``<package_dir>/io_spec.json``."""
+    package_dir = Path(package_dir)
+    path = package_dir / SPEC_FILE
+    data = _read(package_dir, path)
     if not isinstance(data, dict):
         raise DriverError(f"{path}: expected a JSON object")
     f = _Fields(data, path)
-    fmt = f.get("format", (str,))
+    fmt = f.text("format")
     if fmt != FORMAT:
         f.fail("format", f"'{fmt}' is not '{FORMAT}', the format this driver reads")
     quant = f.get("input.quant", (dict,), optional=True)
@@ -147,26 +225,41 @@ def load(package_dir) -> IOSpec:
             if key not in quant:
                 f.fail(f"input.quant.{key}", "missing")
     head = f.get("head", (dict,), optional=True)
+    for side in ("input", "output"):
+        f.text(f"{side}.datatype")
     inp, out = _tensor(f, "input"), _tensor(f, "output")
     names = f.get("class_names", (list,))
-    if not all(isinstance(n, str) for n in names):
-        f.fail("class_names", "expected a list of strings")
+    if len(names) > MAX_CLASSES:
+        f.fail("class_names", f"{len(names):,} classes, more than the driver's limit of {MAX_CLASSES:,}")
+    for i, name in enumerate(names):
+        if not isinstance(name, str):
+            f.fail("class_names", "expected a list of strings")
+        check_text(name, lambda problem: f.fail(f"class_names[{i}]", problem))
     if head is not None:
         for key in ("scale", "bias"):
-            values = head.get(key)
-            if not isinstance(values, list) or len(values) != len(names):
-                f.fail(f"head.{key}", f"expected {len(names)} numbers (one per class)")
+            _numbers(f, f"head.{key}", len(names))
+    pre = f.get("preprocessing", (dict,), optional=True)
+    size = (pre or {}).get("size")
+    if isinstance(size, list) and all(isinstance(d, int) and not isinstance(d, bool) for d in size) \
+            and 3 * _prod(size) > MAX_FRAME_ELEMENTS:
+        f.fail("preprocessing.size", f"{'x'.join(map(str, size))} RGB images are more than the driver's limit "
+               f"of {MAX_FRAME_ELEMENTS:,} elements per frame")
     bitfile = f.get("bitfile", (dict,), optional=True)
     if bitfile is not None:
         f.get("bitfile.file", (str,))
-        f.get("bitfile.sha256", (str,))
+        f.inside("bitfile.file", package_dir)
+        f.inside("bitfile.hwh", package_dir)
+        f.text("bitfile.sha256")
+    dma = {"input": "idma0", "output": "odma0"}
+    if f.get("dma", (dict,), optional=True):
+        dma.update({k: v for k in dma if (v := f.text(f"dma.{k}", optional=True)) is not None})
     return IOSpec(
         package_dir=package_dir,
-        model=f.get("model", (str,)),
-        board=f.get("board", (str,)),
-        part=f.get("part", (str,)),
-        finn_board=f.get("finn_board", (str,)),
-        arch=f.get("arch", (str,), optional=True),
+        model=f.text("model"),
+        board=f.text("board"),
+        part=f.text("part"),
+        finn_board=f.text("finn_board"),
+        arch=f.text("arch", optional=True),
         clock_mhz=float(f.get("clock_mhz", (int, float))),
         host_shape=f.shape("input.host_shape"),
         input_quant=quant,
@@ -174,11 +267,11 @@ def load(package_dir) -> IOSpec:
         output=out,
         head=head,
         class_names=tuple(names),
-        preprocessing=f.get("preprocessing", (dict,), optional=True),
+        preprocessing=pre,
         bitfile=bitfile,
-        dma=f.get("dma", (dict,), optional=True) or {"input": "idma0", "output": "odma0"},
+        dma=dma,
         estimate=f.get("estimate", (dict,), optional=True),
-        dataflow_sha256=f.get("dataflow_sha256", (str,), optional=True),
+        dataflow_sha256=f.text("dataflow_sha256", optional=True),
     )
 
 
@@ -241,14 +334,23 @@ def check_bitfile(spec: IOSpec) -> Path:
     if spec.bitfile is None:
         raise DriverError(f"package {spec.package_dir} has no bitstream (built without Vivado); build one with "
                           "'make bitstream' or, off the board, run with --simulate BUILD_DIR")
-    bit = spec.package_dir / spec.bitfile["file"]
+    rel = spec.bitfile["file"]
+
+    def fail(problem):
+        raise DriverError(f"{spec.path}: field 'bitfile.file': {problem}")
+
+    inside_package(spec.package_dir, rel, fail)
+    bit = spec.package_dir / rel
     if not bit.is_file():
-        raise DriverError(f"{spec.path}: bitstream '{spec.bitfile['file']}' is missing from the package")
+        raise DriverError(f"{spec.path}: bitstream '{rel}' is missing from the package")
     digest = sha256_of(bit)
     if digest != spec.bitfile["sha256"].lower():
         raise DriverError(f"{bit.name} does not match {spec.path} (sha256 {digest[:12]}... != "
                           f"{spec.bitfile['sha256'][:12]}...): bitstream and I/O spec come from different builds")
+    # PYNQ reads the handoff file next to the bitstream, whatever 'bitfile.hwh' says.
     hwh = bit.with_suffix(".hwh")
+    inside_package(spec.package_dir, str(Path(rel).with_suffix(".hwh")),
+                   lambda problem: fail(f"its hardware handoff file {problem}"))
     if not hwh.is_file():
         raise DriverError(f"{hwh.name} is missing next to {bit.name} (PYNQ needs the hardware handoff file)")
     part = _hwh_part(hwh)

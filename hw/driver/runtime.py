@@ -23,6 +23,10 @@ from .preprocess import Preprocessing
 __all__ = ["Prediction", "Classifier"]
 
 _RESHAPES = ("Reshape", "Flatten", "Squeeze", "Unsqueeze")
+# The host holds one call's batch x frame elements several times over (int64 codes,
+# float32 images, packed bits): 2**26 keeps each copy within 512 MiB and still allows
+# hundreds of ImageNet-size frames per call.
+MAX_BATCH_ELEMENTS = 2**26
 
 
 @dataclass(frozen=True)
@@ -41,12 +45,12 @@ def _host_op(op: dict, where: str):
     if name == "Identity":
         return lambda x: x
     if name == "Transpose":
-        perm = [int(p) for p in op.get("perm", [])]
+        perm = [int(p) for p in op.get("perm") or []]
         if not perm or perm[0] != 0 or sorted(perm) != list(range(len(perm))):
             raise DriverError(f"io_spec.json: {where} Transpose has permutation {perm}, which moves the batch axis")
         return lambda x: np.ascontiguousarray(np.transpose(x, perm))
     if name in _RESHAPES:
-        shape = [int(d) for d in op.get("shape", [])]
+        shape = [int(d) for d in op.get("shape") or []]
         if not shape:
             raise DriverError(f"io_spec.json: {where} {name} has no output 'shape'")
         return lambda x: x.reshape(len(x), *shape[1:])
@@ -73,8 +77,14 @@ class Classifier:
             self.quant = InputQuantSpec(**spec.input_quant) if spec.input_quant else None
         except (TypeError, ValueError) as e:
             raise DriverError(f"{spec.path}: {e}") from None
-        self._pre = [_host_op(op, "before") for op in spec.input.host_ops]
-        self._post = [_host_op(op, "after") for op in spec.output.host_ops]
+        self._pre = [(op["op"], _host_op(op, "before")) for op in spec.input.host_ops]
+        self._post = [(op["op"], _host_op(op, "after")) for op in spec.output.host_ops]
+        # The host ops after the accelerator only change the layout, so its outputs are the
+        # classes; a count that differs would index past the names or the confusion matrix.
+        n_out = int(np.prod(spec.output.shape[1:]))
+        if len(spec.class_names) != n_out:
+            raise DriverError(f"{spec.path}: field 'class_names': {len(spec.class_names)} names for the "
+                              f"accelerator's {n_out} outputs (one name per class)")
         self._check_accelerator()
 
     def _check_accelerator(self) -> None:
@@ -112,9 +122,7 @@ class Classifier:
     def to_accelerator(self, x: np.ndarray) -> np.ndarray:
         """Accelerator input codes (normal shape) from float network inputs (NCHW)."""
         x = np.asarray(x, dtype=np.float32)
-        codes = self.quant.quantize(x) if self.quant else x
-        for op in self._pre:
-            codes = op(codes)
+        codes = self._apply(self._pre, self.quant.quantize(x) if self.quant else x, "before")
         want = (len(x), *self.spec.input.shape[1:])
         if codes.shape != want:
             raise DriverError(f"host ops give shape {list(codes.shape)}, the accelerator takes {list(want)}")
@@ -135,10 +143,18 @@ class Classifier:
             folded = unpack(data, out.datatype, (n, *out.folded_shape[1:]))
         except ValueError as e:
             raise DriverError(f"accelerator output: {e}") from None
-        y = folded.reshape(n, *out.shape[1:])
-        for op in self._post:
-            y = op(y)
-        return y
+        return self._apply(self._post, folded.reshape(n, *out.shape[1:]), "after")
+
+    def _apply(self, ops, x: np.ndarray, where: str) -> np.ndarray:
+        # Shapes and permutations come from the package; one that does not fit the tensor
+        # is a broken package, not a driver bug.
+        for name, fn in ops:
+            try:
+                x = fn(x)
+            except ValueError as e:
+                raise DriverError(f"{self.spec.path}: the host op {name} {where} the accelerator does not "
+                                  f"fit a tensor of shape {list(x.shape)} ({e})") from None
+        return x
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """The accelerator's integer outputs for float network inputs (NCHW), one batch."""
@@ -157,10 +173,19 @@ class Classifier:
 
     # --- whole pipeline -----------------------------------------------------------------
 
-    def classify(self, images: np.ndarray | Sequence[np.ndarray], batch: int = 1) -> list[Prediction]:
-        """Top-1 predictions for raw uint8 images, ``batch`` frames per accelerator call."""
+    def check_batch(self, batch: int) -> None:
+        """Refuse a batch size below 1 or one whose frames together exceed the per-call element limit."""
         if batch < 1:
             raise DriverError("--batch must be at least 1")
+        frame = max(int(np.prod(s)) for s in (self.spec.host_shape, self.spec.input.shape, self.spec.output.shape))
+        if batch * frame > MAX_BATCH_ELEMENTS:
+            raise DriverError(f"--batch {batch}: {batch} frames of {frame:,} elements are more than the driver "
+                              f"allocates for one call ({MAX_BATCH_ELEMENTS:,}); use at most "
+                              f"--batch {max(1, MAX_BATCH_ELEMENTS // frame)}")
+
+    def classify(self, images: np.ndarray | Sequence[np.ndarray], batch: int = 1) -> list[Prediction]:
+        """Top-1 predictions for raw uint8 images, ``batch`` frames per accelerator call."""
+        self.check_batch(batch)
         out: list[Prediction] = []
         for start in range(0, len(images), batch):
             x = self.preprocess(images[start:start + batch]).astype(np.float32)
@@ -175,6 +200,7 @@ class Classifier:
         """
         if n < 1 or batch < 1:
             raise DriverError("--n and --batch must be at least 1")
+        self.check_batch(batch)
         rng = np.random.default_rng(seed)
         dt = datatype(self.spec.input.datatype)
         codes = rng.integers(dt.min, dt.max + 1, size=(batch, *self.spec.input.shape[1:]))

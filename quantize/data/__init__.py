@@ -8,6 +8,9 @@ where, or not what, the loader expects.
 
 from __future__ import annotations
 
+import os
+import pickle
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -22,6 +25,8 @@ __all__ = [
     "load_dataset",
     "check_split",
     "stratified_split",
+    "read_pickled_dict",
+    "regular_file",
 ]
 
 SPLITS = ("train", "test")
@@ -68,18 +73,118 @@ def check_split(split: str) -> None:
         raise DatasetError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
 
 
-def read_pickled_dict(path: Path) -> dict:
-    """A pickled dict from a dataset file (Python 2 pickles too: bytes keys are kept as bytes)."""
-    import pickle
+def regular_file(path: str | Path, root: str | Path | None = None, missing: str | None = None) -> Path:
+    """Return ``path`` if it is a regular file (after symlinks) inside ``root``; else DatasetError.
 
+    Opening a FIFO blocks until someone writes to it and reading a device such as
+    /dev/zero never ends, so the file type is checked (with stat, which opens nothing)
+    before any loader opens the file. A symlink may point anywhere inside ``root``
+    (None: no containment check) but not out of it. ``missing`` is the message when
+    nothing is there at all.
+    """
+    path = Path(path)
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        raise DatasetError(missing or f"{path}: file missing") from None
+    except OSError as e:
+        raise DatasetError(f"{path}: cannot access ({e.strerror or e})") from None
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: broken symlink") from None
+    except OSError as e:  # e.g. a symlink loop
+        raise DatasetError(f"{path}: cannot access ({e.strerror or e})") from None
+    if not stat.S_ISREG(mode):
+        raise DatasetError(f"{path}: {_file_kind(mode)}, not a regular file")
+    if root is not None:
+        real, real_root = path.resolve(), Path(root).resolve()
+        if not real.is_relative_to(real_root):
+            raise DatasetError(f"{path}: resolves to {real}, outside the dataset folder {real_root}")
+    return path
+
+
+def _file_kind(mode: int) -> str:
+    kinds = (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    return next((name for test, name in kinds if test(mode)), "a special file")
+
+
+# What dataset pickles (CIFAR's batches, GTSRB's train.p/test.p) are made of: dicts,
+# lists, strings and numpy arrays. numpy 1 names its reconstructors numpy.core.*,
+# numpy 2 numpy._core.*; Python 2 and protocol-0..2 pickles name builtins __builtin__.
+_NUMPY_GLOBALS = frozenset(
+    (f"numpy.{core}.{sub}", name)
+    for core in ("core", "_core")
+    for sub, name in (("multiarray", "_reconstruct"), ("multiarray", "scalar"), ("numeric", "_frombuffer"))
+) | {("numpy", "ndarray"), ("numpy", "dtype")}
+_BUILTIN_GLOBALS = frozenset(
+    (module, name)
+    for module in ("builtins", "__builtin__")
+    for name in ("set", "frozenset", "bytes", "bytearray", "complex")
+) | {("collections", "OrderedDict")}
+# Protocol-2 pickles written by Python 3 store bytes as _codecs.encode(text, "latin1").
+_LATIN1 = frozenset({"latin1", "latin-1", "iso-8859-1", "iso8859-1", "l1"})
+
+
+def _latin1_encode(text: str, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+    if encoding.lower() not in _LATIN1:
+        raise pickle.UnpicklingError(f"_codecs.encode with encoding {encoding!r} is not a bytes literal")
+    return text.encode("latin1", errors)
+
+
+class _DatasetUnpickler(pickle.Unpickler):
+    """An unpickler that builds plain containers and numpy arrays and refuses every other global.
+
+    A pickle may name any importable callable (``os.system``, ``builtins.exec``) and
+    call it while loading; only the constructors dataset files need are allowed.
+    """
+
+    def __init__(self, file, path: Path):
+        super().__init__(file, encoding="bytes")
+        self._path = path
+
+    def find_class(self, module: str, name: str) -> Any:
+        """Resolve an allowed global; any other is a DatasetError naming the file and the global."""
+        if (module, name) in _NUMPY_GLOBALS or (module, name) in _BUILTIN_GLOBALS:
+            return super().find_class(module, name)
+        if (module, name) == ("_codecs", "encode"):
+            return _latin1_encode
+        raise DatasetError(
+            f"{self._path}: refused to load global '{module}.{name}' "
+            "(dataset pickles may only hold containers, strings, numbers and numpy arrays)"
+        )
+
+
+def read_pickled_dict(path: Path, root: Path | None = None) -> dict:
+    """A pickled dict from a dataset file, read without running code from it.
+
+    Python 2 pickles work too (their str keys and names come back as bytes). Any
+    global other than numpy's array reconstruction and plain container types is
+    refused with a DatasetError, so a crafted file cannot execute anything.
+    """
+    path = regular_file(path, root)
     try:
         with open(path, "rb") as f:
-            d = pickle.load(f, encoding="bytes")
-    except (OSError, pickle.UnpicklingError, EOFError, ValueError) as e:
-        raise DatasetError(f"{path}: cannot unpickle ({e})") from None
+            d = _DatasetUnpickler(f, path).load()
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
+            ImportError, KeyError, IndexError, RecursionError, MemoryError) as e:
+        # Malformed pickles fail in all of these ways; the file is the problem in each.
+        raise DatasetError(f"{path}: cannot unpickle ({type(e).__name__}: {_one_line(e)})") from None
     if not isinstance(d, dict):
         raise DatasetError(f"{path}: expected a pickled dict, got {type(d).__name__}")
     return d
+
+
+def _one_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    text = lines[0] if lines else ""
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def stratified_split(

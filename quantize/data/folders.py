@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from . import DatasetError, ImageSet, check_split, stratified_split
+from . import DatasetError, ImageSet, check_split, regular_file, stratified_split
 
 __all__ = ["IMAGE_EXTENSIONS", "GARBAGE_CLASS_NAMES", "read_rgb", "load_folder", "load_garbage"]
 
@@ -35,8 +35,9 @@ def read_rgb(path: Path, box: tuple[int, int, int, int] | None = None) -> np.nda
     """Read an image file as uint8 RGB (H, W, 3), optionally cropped to PIL ``box``.
 
     ``box`` is (left, top, right, bottom) with right/bottom exclusive.
-    Unreadable files raise DatasetError naming the file.
+    Unreadable files, and paths that are no regular file, raise DatasetError naming the file.
     """
+    regular_file(path)
     try:
         with Image.open(path) as im:
             if box is not None:
@@ -46,9 +47,11 @@ def read_rgb(path: Path, box: tuple[int, int, int, int] | None = None) -> np.nda
         raise DatasetError(f"{path}: cannot read image ({e})") from None
 
 
-def _image_files(folder: Path) -> list[Path]:
+def _image_files(folder: Path, root: Path) -> list[Path]:
+    # Every entry named like an image must be one: a FIFO, a directory or a symlink
+    # out of the dataset called x.jpg is an error naming it, not silently skipped.
     return sorted(
-        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+        regular_file(p, root) for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS
     )
 
 
@@ -101,7 +104,7 @@ def load_folder(
     files: list[Path] = []
     labels: list[int] = []
     for label, name in enumerate(class_names):
-        members = _image_files(class_root / name)
+        members = _image_files(class_root / name, root)
         if not members:
             raise DatasetError(
                 f"{class_root / name}: no images ({', '.join(sorted(IMAGE_EXTENSIONS))})"

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 import zlib
 from pathlib import Path
 
 import numpy as np
 
-from . import DatasetError, ImageSet, check_split
+from . import DatasetError, ImageSet, check_split, regular_file
 
 __all__ = [
     "MNIST_CLASS_NAMES",
@@ -41,13 +42,14 @@ _IMAGES_MAGIC = 0x00000803  # unsigned byte, 3 dims
 _LABELS_MAGIC = 0x00000801  # unsigned byte, 1 dim
 
 
-def read_idx(path: Path, magic: int) -> np.ndarray:
+def read_idx(path: Path, magic: int, root: Path | None = None) -> np.ndarray:
     """Read an unsigned-byte IDX file (``.gz`` decompressed) whose header magic must be ``magic``.
 
     The payload must be exactly as large as the header's big-endian
     dimensions say; anything else (e.g. a truncated download) is a DatasetError.
+    The file must be a regular file, inside ``root`` when that is given.
     """
-    path = Path(path)
+    path = regular_file(path, root, missing=f"{path}: IDX file missing")
     try:
         if path.suffix == ".gz":
             with gzip.open(path, "rb") as f:
@@ -80,7 +82,8 @@ def _find(root: Path, stem: str) -> Path:
     # Prefer the uncompressed file: it is read without decompression.
     for folder in (root, root / "raw"):
         for name in (stem, stem + ".gz"):
-            if (folder / name).is_file():
+            # lexists: a FIFO or directory by that name is refused by read_idx, not skipped.
+            if os.path.lexists(folder / name):
                 return folder / name
     raise DatasetError(f"{root}: {stem}[.gz] not found in {root} or {root / 'raw'}")
 
@@ -90,8 +93,8 @@ def _load(root: str | Path, split: str, class_names: list[str]) -> ImageSet:
     root = Path(root)
     images_stem, labels_stem = _FILES[split]
     images_path, labels_path = _find(root, images_stem), _find(root, labels_stem)
-    images = read_idx(images_path, _IMAGES_MAGIC)
-    labels = read_idx(labels_path, _LABELS_MAGIC)
+    images = read_idx(images_path, _IMAGES_MAGIC, root)
+    labels = read_idx(labels_path, _LABELS_MAGIC, root)
     if len(images) != len(labels):
         raise DatasetError(
             f"{root}: {images_path.name} has {len(images)} images but "
