@@ -21,13 +21,13 @@ setup:
 ## The main job on an embedded default: train CBCNN on scikit-learn's digits, export,
 ## build for PYNQ-Z2 up to the estimates, verify bit-exactness, write the report.
 demo: setup
-	@$(BIN)/python -m flows.demo --out build/demo
+	@$(BIN)/python -m bnn2fpga.flows.demo --out build/demo
 
 test: setup
 	@$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: setup
-	@$(BIN)/python -m benchmarks.run --out build/bench $(if $(MODELS),--models $(MODELS),)
+	@$(BIN)/python -m bnn2fpga.benchmarks.run --out build/bench $(if $(MODELS),--models $(MODELS),)
 
 ## Every step the machine's tools allow; without Vivado it stops after the estimates (exit 3).
 bitstream: setup

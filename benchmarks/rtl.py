@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 # Layers with more XNOR lanes than this take minutes each in WebAssembly Yosys; the
-# bench skips them (python -m hw.synth BUILD LAYER synthesizes one on demand).
+# bench skips them (python -m bnn2fpga.flows.synth BUILD LAYER synthesizes one on demand).
 MAX_SYNTH_LANES = 1024
 
 
@@ -16,19 +16,20 @@ def bench_rtl(model_name: str, frames: int, log, synth_lanes: int = MAX_SYNTH_LA
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.custom_op.registry import getCustomOp
 
-    from flows.config import make_config
-    from flows.report import load_report
-    from flows.runner import model_file, run_build
-    from hw.rtlgen.from_finn import layer_for
-    from hw.sim.graph_sim import build_design, measure_layers, run_frames
-    from hw.synth.yosys import synthesize
+    from bnn2fpga.flows.config import make_config
+    from bnn2fpga.flows.report import load_report
+    from bnn2fpga.flows.runner import model_file, run_build
+    from bnn2fpga.flows.steps import FOLDED_MODEL_STEP
+    from bnn2fpga.hw.rtlgen.from_finn import layer_for
+    from bnn2fpga.hw.sim.graph_sim import build_design, measure_layers, run_frames
+    from bnn2fpga.hw.synth.yosys import synthesize
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "b"
         run_build(make_config(model=model_name, board="pynq-z2", out_dir=out, until="estimate"),
                   log=lambda m: None)
         rep = load_report(out)
-        model = ModelWrapper(str(model_file(out, "minimize_bit_width")))
+        model = ModelWrapper(str(model_file(out, FOLDED_MODEL_STEP)))
         t0 = time.time()
         design = build_design(model)
         compile_s = time.time() - t0

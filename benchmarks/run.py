@@ -18,7 +18,7 @@ BOARDS = ("pynq-z2", "zcu104")
 
 
 def _quiet():
-    from flows.cli import _finn_output_to
+    from bnn2fpga.flows.cli import _finn_output_to
 
     return _finn_output_to(Path(tempfile.gettempdir()) / "bnn2fpga-bench-finn.log")
 
@@ -27,9 +27,9 @@ def bench_training(log) -> dict:
     """Training throughput: cbcnn-mnist on digits (real loop) and cbcnn-gtsrb steps on random batches."""
     import torch
 
-    from quantize.recipes import get_recipe, make_loss
-    from quantize.registry import create_model
-    from quantize.train import TrainConfig, train, train_step
+    from bnn2fpga.quantize.recipes import get_recipe, make_loss
+    from bnn2fpga.quantize.registry import create_model
+    from bnn2fpga.quantize.train import TrainConfig, train, train_step
 
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -55,7 +55,7 @@ def bench_training(log) -> dict:
 
 def bench_export(models, log) -> dict:
     """Wall time of the QONNX export of each zoo model (untrained weights)."""
-    from quantize.export import export_model
+    from bnn2fpga.quantize.export import export_model
 
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -69,10 +69,10 @@ def bench_export(models, log) -> dict:
 
 def bench_qonnx_to_verified(model: str, inputs: int, log) -> dict:
     """QONNX file -> verified estimate report: the Vivado-free build plus the bit-exact ladder."""
-    from flows.config import make_config
-    from flows.runner import run_build
-    from flows.verify import make_inputs, verify_build
-    from quantize.export import export_model
+    from bnn2fpga.flows.config import make_config
+    from bnn2fpga.flows.runner import run_build
+    from bnn2fpga.flows.verify import make_inputs, verify_build
+    from bnn2fpga.quantize.export import export_model
 
     with tempfile.TemporaryDirectory() as tmp:
         onnx = export_model(model, Path(tmp) / "model.onnx").onnx
@@ -96,9 +96,9 @@ def bench_qonnx_to_verified(model: str, inputs: int, log) -> dict:
 
 def bench_estimates(models, log) -> list[dict]:
     """Folding search result per model and board."""
-    from flows.config import make_config
-    from flows.report import load_report
-    from flows.runner import run_build
+    from bnn2fpga.flows.config import make_config
+    from bnn2fpga.flows.report import load_report
+    from bnn2fpga.flows.runner import run_build
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -140,7 +140,7 @@ def markdown(results: dict) -> str:
               + ". Export: " + ", ".join(f"{k} {v:.1f} s" for k, v in results["export"].items()) + ". "
               f"Measured {results['date']} on {results['machine']}."]
     if "rtl" in results:
-        from benchmarks.rtl import markdown as rtl_markdown
+        from bnn2fpga.benchmarks.rtl import markdown as rtl_markdown
 
         lines += rtl_markdown(results["rtl"])
     return "\n".join(lines)
@@ -159,8 +159,8 @@ def main(argv=None) -> int:
     """Run every benchmark and write the results."""
     import os
 
-    from flows import finn_env
-    from quantize.registry import get_spec, model_names
+    from bnn2fpga.hw import finn_env
+    from bnn2fpga.quantize.registry import get_spec, model_names
 
     ap = argparse.ArgumentParser(prog="make bench")
     ap.add_argument("--out", default="build/bench")
@@ -185,7 +185,7 @@ def main(argv=None) -> int:
         "qonnx_to_verified": bench_qonnx_to_verified("cbcnn-gtsrb", args.inputs, log),
         "estimates": bench_estimates(models, log),
     }
-    from benchmarks.rtl import bench_rtl
+    from bnn2fpga.benchmarks.rtl import bench_rtl
 
     results["rtl"] = bench_rtl("cbcnn-mnist", 20, log)
     out = Path(args.out)

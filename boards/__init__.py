@@ -6,6 +6,7 @@ A board file is checked once, here, so the rest of the flow can trust a
 
 from __future__ import annotations
 
+from bnn2fpga.errors import UserError
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -71,7 +72,7 @@ class Board:
         return asdict(self)
 
 
-class BoardError(ValueError):
+class BoardError(UserError, ValueError):
     """A board is unknown or its file is invalid; the message is one line."""
 
 

@@ -11,7 +11,7 @@ import json
 import time
 from pathlib import Path
 
-from flows.errors import UserError
+from bnn2fpga.errors import UserError
 
 MARKER = ".bnn2fpga-build"
 STATE_FILE = "build_state.json"

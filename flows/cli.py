@@ -38,7 +38,7 @@ def _finn_output_to(path: Path):
 
 def cmd_models(args) -> int:
     """List the model zoo."""
-    from quantize.registry import count_binary_weight_bits, count_trainable, create_model, get_spec, model_names
+    from bnn2fpga.quantize.registry import count_binary_weight_bits, count_trainable, create_model, get_spec, model_names
 
     rows = []
     for name in model_names():
@@ -64,7 +64,7 @@ def cmd_models(args) -> int:
 
 def cmd_boards(args) -> int:
     """List the supported boards."""
-    from boards import list_boards
+    from bnn2fpga.boards import list_boards
 
     boards = list_boards()
     if args.json:
@@ -79,7 +79,7 @@ def cmd_boards(args) -> int:
 
 def cmd_train(args) -> int:
     """Train a zoo model on a dataset."""
-    from quantize.train import TrainConfig, train
+    from bnn2fpga.quantize.train import TrainConfig, train
 
     cfg = TrainConfig(
         model=args.model, dataset=args.dataset, data_root=Path(args.data) if args.data else None,
@@ -95,8 +95,8 @@ def cmd_train(args) -> int:
 
 def cmd_export(args) -> int:
     """Export a zoo model to QONNX plus sidecar."""
-    from quantize.export import export_model
-    from quantize.registry import get_spec
+    from bnn2fpga.quantize.export import export_model
+    from bnn2fpga.quantize.registry import get_spec
 
     spec = get_spec(args.model)
     t0 = time.time()
@@ -107,8 +107,10 @@ def cmd_export(args) -> int:
 
 
 def _config(args, until: str | None):
-    from flows.config import make_config
+    from bnn2fpga.flows.config import make_config
+    from bnn2fpga.flows.steps import check_until
 
+    check_until(until)
     return make_config(model=args.model, ckpt=args.ckpt, onnx=args.onnx, board=args.board,
                        fps=getattr(args, "fps", None), folding=getattr(args, "folding", None),
                        ceiling=getattr(args, "ceiling", 0.85), out_dir=args.out, until=until,
@@ -116,8 +118,8 @@ def _config(args, until: str | None):
 
 
 def _run(cfg, until):
-    from flows import build_dir
-    from flows.runner import run_build
+    from bnn2fpga.flows import build_dir
+    from bnn2fpga.flows.runner import run_build
 
     build_dir.claim(cfg.out_dir)  # before the log file, so the folder is marked as ours first
     with _finn_output_to(Path(cfg.out_dir) / build_dir.FINN_LOG):
@@ -125,7 +127,7 @@ def _run(cfg, until):
 
 
 def _summary(out_dir: Path) -> None:
-    from flows.report import load_report, report_dir
+    from bnn2fpga.flows.report import load_report, report_dir
 
     rep = load_report(out_dir, missing_ok=True)
     perf = rep.get("performance") or {}
@@ -142,9 +144,9 @@ def _summary(out_dir: Path) -> None:
 
 def cmd_build(args) -> int:
     """Build: every step the machine's tools allow, up to --until."""
-    from flows.errors import ToolMissing
-    from flows.report import add_section
-    from flows.runner import load_state
+    from bnn2fpga.errors import ToolMissing
+    from bnn2fpga.flows.report import add_section
+    from bnn2fpga.flows.runner import load_state
 
     cfg = _config(args, args.until)
     try:
@@ -161,7 +163,7 @@ def cmd_build(args) -> int:
     _summary(cfg.out_dir)
     _warn_target_missed(result.info)
     if result.info.get("fit_message"):
-        from flows.errors import DoesNotFit
+        from bnn2fpga.errors import DoesNotFit
 
         raise DoesNotFit(result.info["fit_message"])
     return 0
@@ -174,7 +176,7 @@ def _warn_target_missed(info: dict) -> None:
 
 
 def _steps_section(state: dict) -> list[dict]:
-    from flows.steps import STEPS
+    from bnn2fpga.flows.steps import STEPS
 
     times = state.get("times", {})
     return [{"name": s.name, "seconds": times.get(s.name), "status": "done" if s.name in times else "not run",
@@ -184,8 +186,8 @@ def _steps_section(state: dict) -> list[dict]:
 def _real_inputs(args, spec_name: str | None, n: int):
     import numpy as np
 
-    from quantize.data import DatasetError, load_dataset
-    from quantize.registry import get_spec
+    from bnn2fpga.quantize.data import DatasetError, load_dataset
+    from bnn2fpga.quantize.registry import get_spec
 
     if spec_name is None:
         return None
@@ -205,10 +207,10 @@ def _real_inputs(args, spec_name: str | None, n: int):
 
 def cmd_verify(args) -> int:
     """Build up to the estimate, then run the bit-exact stage ladder."""
-    from flows.errors import UserError, VerificationFailed
-    from flows.report import add_section
-    from flows.runner import load_state, vivado_free_until
-    from flows.verify import brevitas_reference, make_inputs, save_verdict, verify_build
+    from bnn2fpga.errors import UserError, VerificationFailed
+    from bnn2fpga.flows.report import add_section
+    from bnn2fpga.flows.runner import load_state, vivado_free_until
+    from bnn2fpga.flows.verify import brevitas_reference, make_inputs, save_verdict, verify_build
 
     if args.inputs < 1:
         raise UserError(f"--inputs must be >= 1, got {args.inputs}")
@@ -244,7 +246,7 @@ def cmd_verify(args) -> int:
 
 def cmd_report(args) -> int:
     """Re-render a build's report and print where it is."""
-    from flows.report import load_report, save_report
+    from bnn2fpga.flows.report import load_report, save_report
 
     out = Path(args.dir)
     html = save_report(out, load_report(out))
@@ -257,7 +259,7 @@ def cmd_report(args) -> int:
 
 
 def _source_args(p: argparse.ArgumentParser) -> None:
-    from flows.config import BINARY_MVAU_CHOICES
+    from bnn2fpga.flows.config import BINARY_MVAU_CHOICES
 
     p.add_argument("model", nargs="?", help="zoo model name (see 'bnn2fpga models')")
     p.add_argument("--ckpt", help="checkpoint from 'bnn2fpga train' (default: calibrated random weights)")
@@ -322,17 +324,16 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _check_source(args) -> None:
-    from flows.errors import UserError
+    from bnn2fpga.errors import UserError
 
     if getattr(args, "model", None) is None and getattr(args, "onnx", 1) is None:
         raise UserError("give a model name or --onnx FILE")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: user errors become one line on stderr and a non-zero exit code."""
+    """Entry point: user errors become one line on stderr and their class's exit code."""
     args = parser().parse_args(argv)
-    from flows.errors import UserError
-    from quantize.registry import UnknownModelError
+    from bnn2fpga.errors import UserError
 
     try:
         _check_source(args)
@@ -343,12 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 - the one place that turns errors into exit codes
         if args.debug:
             raise
-        known = _user_error_types()
-        if isinstance(e, UserError):
-            code = e.exit_code
-        elif isinstance(e, (UnknownModelError, *known)):
-            code = 2
-        else:
+        code = e.exit_code if isinstance(e, UserError) else (2 if isinstance(e, _foreign_user_errors()) else None)
+        if code is None:
             print(f"bnn2fpga: internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
                   "(run with --debug for the traceback)", file=sys.stderr)
             return 1
@@ -356,12 +353,9 @@ def main(argv: list[str] | None = None) -> int:
         return code
 
 
-def _user_error_types() -> tuple[type, ...]:
-    # Errors of the library layers that always mean bad input, not a bug.
-    from boards import BoardError
-    from quantize.data import DatasetError
-
-    types: list[type] = [BoardError, DatasetError, FileNotFoundError]
+def _foreign_user_errors() -> tuple[type, ...]:
+    # Errors of other libraries that mean bad input, not a bug in ours.
+    types: list[type] = [FileNotFoundError]
     try:
         # FINN's own "your input is wrong" errors (e.g. a folding PE that does not divide).
         from finn.util.exception import FINNUserError
@@ -369,12 +363,6 @@ def _user_error_types() -> tuple[type, ...]:
         types.append(FINNUserError)
     except ImportError:
         pass
-    for mod, name in (("quantize.train", "CheckpointError"), ("quantize.train", "TrainConfigError"),
-                      ("quantize.export", "ExportError")):
-        try:
-            types.append(getattr(__import__(mod, fromlist=[name]), name))
-        except (ImportError, AttributeError):
-            pass
     return tuple(types)
 
 

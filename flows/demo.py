@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from flows import cli
+from bnn2fpga.flows import cli
 
 DEMO_MODEL = "cbcnn-mnist"
 DEMO_BOARD = "pynq-z2"
@@ -19,7 +19,7 @@ DEMO_BOARD = "pynq-z2"
 
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; returns the process exit code."""
-    ap = argparse.ArgumentParser(prog="python -m flows.demo", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m bnn2fpga.flows.demo", description=__doc__)
     ap.add_argument("--out", default="build/demo")
     ap.add_argument("--epochs", type=int, default=6, help="training epochs (about 10 s each on 2 cores)")
     ap.add_argument("--inputs", type=int, default=20, help="verification inputs of each kind")

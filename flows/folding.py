@@ -11,9 +11,9 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from boards import Board
-from flows import finn_env
-from flows.config import Target
+from bnn2fpga.boards import Board
+from bnn2fpga.flows import ops
+from bnn2fpga.flows.config import Target
 
 HW_ATTRS = ["PE", "SIMD", "parallel_window", "ram_style", "ram_style_thresholds", "resType",
             "mem_mode", "impl_style"]
@@ -68,7 +68,7 @@ class Fit:
 
 def estimate_resources(model, board: Board) -> dict[str, dict[str, float]]:
     """FINN's per-layer analytical resource estimate."""
-    finn_env.prepare()
+    ops.prepare()
     from finn.analysis.fpgadataflow.res_estimation import res_estimation
 
     return model.analysis(lambda m: res_estimation(m, board.part))
@@ -141,14 +141,14 @@ def fold_to_cycles(model, cycles: int, wwidth_max: int = 36, res_type: str = "lu
     ``res_type`` is the multiplier resource ("lut" or "dsp") of the MVAUs that are not
     XNOR-popcount (XNOR layers have no multipliers).
     """
-    finn_env.prepare()
+    ops.prepare()
     from finn.transformation.fpgadataflow.set_folding import SetFolding
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.custom_op.registry import getCustomOp
 
     fresh = ModelWrapper(copy.deepcopy(model.model))
-    from flows.transforms.fix_reshape_pe import FixReshapeFolding
-    from flows.transforms.fold_channel_permute import FoldChannelPermute
+    from bnn2fpga.flows.transforms.fix_reshape_pe import FixReshapeFolding
+    from bnn2fpga.flows.transforms.fold_channel_permute import FoldChannelPermute
 
     ours = _as_finn_mvau(fresh)
     # SetFolding leaves ChannelPermute at SIMD 1 and would relax every other layer to it.
@@ -231,7 +231,7 @@ def search(model, board: Board, ceiling: float, iterations: int = 12):
 
 def apply_target(model, target: Target, board: Board):
     """Fold ``model`` as the target says; returns (model, summary dict)."""
-    finn_env.prepare()
+    ops.prepare()
     clock_hz = board.clock_mhz * 1e6
     if target.mode == "file":
         from finn.transformation.general import ApplyConfig
@@ -261,7 +261,7 @@ def check_folding_names(model, path: Path) -> None:
     """
     import json
 
-    from flows.errors import UserError
+    from bnn2fpga.errors import UserError
 
     fold = json.loads(Path(path).read_text())
     layers = [n.name for n in model.graph.node]
@@ -277,7 +277,7 @@ def check_folding_names(model, path: Path) -> None:
 
 def save_folding(model, path: Path) -> None:
     """Write the folding as FINN's config JSON, reusable with ``--folding``."""
-    finn_env.prepare()
+    ops.prepare()
     from finn.util.config import extract_model_config_to_json
 
     extract_model_config_to_json(model, str(path), HW_ATTRS)

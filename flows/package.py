@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from flows import finn_env
-from flows.errors import UserError
+from bnn2fpga.flows import ops
+from bnn2fpga.errors import UserError
 
 FORMAT = "bnn2fpga-io/1"
 DEPLOY_DIR = "deploy"
@@ -112,7 +112,7 @@ def refuse_runtime_weights(model) -> None:
 
 def io_spec(model, ctx) -> dict:
     """The I/O spec of the dataflow model ``model`` (the build's folded, bit-width-minimized model)."""
-    finn_env.prepare()
+    ops.prepare()
     refuse_runtime_weights(model)
     graph = model.graph
     if len(graph.input) != 1 or len(graph.output) != 1:
@@ -230,7 +230,7 @@ def remove_deploy(out_dir: Path) -> None:
 
 def sha256_of(path: Path) -> str:
     """Hex sha256 of a file (the board-side driver recomputes it the same way)."""
-    from flows.config import file_digest
+    from bnn2fpga.flows.config import file_digest
 
     return file_digest(path)
 

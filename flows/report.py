@@ -5,19 +5,19 @@ import json
 import time
 from pathlib import Path
 
-from flows import finn_env
-from flows.build_dir import REPORT_JSON, report_dir
-from flows.errors import UserError
-from flows.report_html import render_html
+from bnn2fpga.flows import ops
+from bnn2fpga.flows.build_dir import REPORT_JSON, report_dir
+from bnn2fpga.errors import UserError
+from bnn2fpga.flows.report_html import render_html
 
 
 def layer_table(model, board) -> list[dict]:
     """Per-layer op, folding, cycles and resources, in dataflow order."""
-    finn_env.prepare()
+    ops.prepare()
     from finn.analysis.fpgadataflow.exp_cycles_per_layer import exp_cycles_per_layer
     from qonnx.custom_op.registry import getCustomOp
 
-    from flows.folding import estimate_resources
+    from bnn2fpga.flows.folding import estimate_resources
 
     cycles = model.analysis(exp_cycles_per_layer)
     res = estimate_resources(model, board)

@@ -13,25 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from flows import build_dir, finn_env
-from flows.build_dir import STATE_FILE
-from flows.config import BuildConfig, file_digest
-from flows.steps import LAST_VIVADO_FREE, STEPS, Context, make_finn_config, require_tools
-
-
-def _step_inputs(name: str, cfg: BuildConfig) -> str:
-    # What besides the previous step's output decides this step's result.
-    if name == "export":
-        return cfg.source.fingerprint()
-    if name == "specialize_layers":
-        return f"{cfg.board.part}|{cfg.board.clock_mhz}|{cfg.target.ceiling}|{cfg.binary_mvau}"
-    if name == "estimate":
-        return f"{cfg.board.part}|{cfg.board.clock_mhz}|{cfg.target.ceiling}"
-    if name == "folding":
-        return f"{cfg.board.name}|{cfg.board.part}|{cfg.board.clock_mhz}|{cfg.board.resources}|{cfg.target.fingerprint()}"
-    if name in ("hw_codegen", "bitfile", "driver", "stitched_ip", "fifo_depths"):
-        return f"{cfg.board.finn_board}|{cfg.board.clock_mhz}"
-    return ""
+from bnn2fpga.flows import build_dir, ops
+from bnn2fpga.flows.build_dir import STATE_FILE
+from bnn2fpga.flows.config import BuildConfig, file_digest
+from bnn2fpga.flows.steps import LAST_VIVADO_FREE, STEPS, Context, make_finn_config, require_tools
 
 
 def code_fingerprint() -> str:
@@ -39,8 +24,9 @@ def code_fingerprint() -> str:
     root = Path(__file__).resolve().parent.parent
     h = hashlib.sha256()
     # hw/finn_ops and hw/rtlgen choose and estimate our RTL layers from 'specialize_layers' on.
-    for pkg in ("flows", "quantize", "hw/driver", "hw/finn_ops", "hw/rtlgen"):
-        for f in sorted((root / pkg).rglob("*.py")):
+    for pkg in ("flows", "quantize", "hw/driver", "hw/finn_ops", "hw/rtlgen", "hw/finn_env.py"):
+        path = root / pkg
+        for f in [path] if path.is_file() else sorted(path.rglob("*.py")):
             if f.name not in ("cli.py", "report_html.py", "demo.py", "train.py"):
                 h.update(f.read_bytes())
     return h.hexdigest()[:16]
@@ -50,7 +36,7 @@ def step_keys(cfg: BuildConfig) -> dict[str, str]:
     """The chained key of every step for this config."""
     keys, prev = {}, code_fingerprint()
     for step in STEPS:
-        prev = hashlib.sha256(f"{prev}|{step.name}|{_step_inputs(step.name, cfg)}".encode()).hexdigest()[:16]
+        prev = hashlib.sha256(f"{prev}|{step.name}|{step.key_inputs(cfg)}".encode()).hexdigest()[:16]
         keys[step.name] = prev
     return keys
 
@@ -115,7 +101,7 @@ def run_build(cfg: BuildConfig, log: Callable[[str], None] = print, until: str |
     """Run (or resume) the build up to ``until`` (default: cfg.until, else every step)."""
     from qonnx.core.modelwrapper import ModelWrapper
 
-    finn_env.prepare()
+    ops.prepare()
     out = Path(cfg.out_dir)
     # Every input is read (and hashed) before anything in the build folder is touched.
     keys = step_keys(cfg)

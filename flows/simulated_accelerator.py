@@ -10,18 +10,20 @@ from pathlib import Path
 
 import numpy as np
 
-from flows import finn_env
-from flows.errors import UserError
+from bnn2fpga.errors import UserError
+from bnn2fpga.flows import ops
+from bnn2fpga.flows.steps import FOLDED_MODEL_STEP
+from bnn2fpga.hw import finn_env
 
 # The dataflow model the package step described, or the same graph from an earlier save.
-_MODEL_STEPS = ("package", "estimate", "minimize_bit_width")
+_MODEL_STEPS = ("package", "estimate", FOLDED_MODEL_STEP)
 
 
 class SimulatedAccelerator:
     """``execute(packed_in, batch) -> packed_out`` by FINN python execution of a build's dataflow model."""
 
     def __init__(self, build_dir):
-        from flows.runner import model_file
+        from bnn2fpga.flows.runner import model_file
 
         build_dir = Path(build_dir)
         if not build_dir.is_dir():
@@ -29,13 +31,13 @@ class SimulatedAccelerator:
         path = next((model_file(build_dir, s) for s in _MODEL_STEPS if model_file(build_dir, s).exists()), None)
         if path is None:
             raise UserError(f"--simulate: {build_dir} has no dataflow model yet (run 'bnn2fpga build' first)")
-        finn_env.prepare()
+        ops.prepare()
         from qonnx.core.modelwrapper import ModelWrapper
         from qonnx.custom_op.registry import getCustomOp
 
-        from flows.transforms.despecialize import DespecializeForPython
+        from bnn2fpga.flows.transforms.despecialize import DespecializeForPython
 
-        from flows.package import dataflow_digest
+        from bnn2fpga.flows.package import dataflow_digest
 
         model = ModelWrapper(str(path))
         digest = dataflow_digest(model)

@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from flows import build_dir, finn_env
-from flows.config import BuildConfig
-from flows.errors import DoesNotFit, ToolMissing, UserError
+from bnn2fpga.flows import build_dir, ops
+from bnn2fpga.hw import finn_env
+from bnn2fpga.flows.config import BuildConfig
+from bnn2fpga.errors import DoesNotFit, ToolMissing, UserError
 
 # Ops that FINN can streamline away or map to hardware. Anything else is reported at
 # the first step, naming the node, instead of failing deep inside FINN.
@@ -38,19 +39,29 @@ class Context:
         return self.out_dir / "report"
 
 
+def _no_inputs(cfg: BuildConfig) -> str:
+    return ""
+
+
 @dataclass(frozen=True)
 class Step:
-    """A named build step and the tools it needs."""
+    """A named build step: its function, what its key covers, the tools it needs.
+
+    ``key_inputs`` returns what besides the previous step's output decides this step's
+    result (the runner chains it into the step's key, so a change re-runs the step and
+    everything after it).
+    """
 
     name: str
     fn: Callable
     needs: tuple[str, ...] = ()
     doc: str = ""
+    key_inputs: Callable[[BuildConfig], str] = _no_inputs
 
 
 def make_finn_config(cfg: BuildConfig, out_dir: Path):
     """FINN's DataflowBuildConfig for our BuildConfig."""
-    finn_env.prepare()
+    ops.prepare()
     from finn.builder.build_dataflow_config import (
         DataflowBuildConfig,
         DataflowOutputType,
@@ -87,14 +98,14 @@ def step_export(model, ctx: Context):
     import onnx
     from qonnx.core.modelwrapper import ModelWrapper
 
-    from flows.config import read_sidecar
+    from bnn2fpga.flows.config import read_sidecar
 
     src = ctx.cfg.source
     ctx.info["model"], ctx.info["board"] = src.model or str(src.onnx), ctx.cfg.board.name
     dst = build_dir.qonnx_model(ctx.out_dir)
     dst.parent.mkdir(parents=True, exist_ok=True)
     if src.model is not None:
-        from quantize.export import export_model
+        from bnn2fpga.quantize.export import export_model
 
         exported = export_model(src.model, dst, src.ckpt)
         ctx.info["sidecar"] = read_sidecar(exported.sidecar)
@@ -119,8 +130,8 @@ def step_qonnx_to_finn(model, ctx: Context):
     """Clean up, move the input quantizer to the host, check ops, convert to FINN-ONNX."""
     from qonnx.util.cleanup import cleanup_model
 
-    from flows.transforms.explicit_conv_kernel_shape import ExplicitConvKernelShape
-    from flows.transforms.hoist_input_quant import HoistInputQuantToHost
+    from bnn2fpga.flows.transforms.explicit_conv_kernel_shape import ExplicitConvKernelShape
+    from bnn2fpga.flows.transforms.hoist_input_quant import HoistInputQuantToHost
 
     model = model.transform(ExplicitConvKernelShape())
     model = cleanup_model(model)
@@ -154,13 +165,13 @@ def step_tidy_up(model, ctx: Context):
 def _pre_streamline() -> list:
     # Our transformations that must run right before FINN's streamlining, in order. A
     # model family that needs graph surgery FINN lacks adds its transformation here.
-    from flows.transforms.absorb_bipolar_pad import AbsorbBipolarPadIntoConv
-    from flows.transforms.absorb_threshold_chains import AbsorbThresholdChains
-    from flows.transforms.channel_shuffle_to_permute import ChannelShuffleToPermute
-    from flows.transforms.explicit_split_sizes import ExplicitSplitSizes
-    from flows.transforms.infer_split_datatypes import InferSplitDataTypes
-    from flows.transforms.merge_identical_splits import MergeIdenticalSplits
-    from flows.transforms.split_before_thresholds import SplitBeforeThresholds
+    from bnn2fpga.flows.transforms.absorb_bipolar_pad import AbsorbBipolarPadIntoConv
+    from bnn2fpga.flows.transforms.absorb_threshold_chains import AbsorbThresholdChains
+    from bnn2fpga.flows.transforms.channel_shuffle_to_permute import ChannelShuffleToPermute
+    from bnn2fpga.flows.transforms.explicit_split_sizes import ExplicitSplitSizes
+    from bnn2fpga.flows.transforms.infer_split_datatypes import InferSplitDataTypes
+    from bnn2fpga.flows.transforms.merge_identical_splits import MergeIdenticalSplits
+    from bnn2fpga.flows.transforms.split_before_thresholds import SplitBeforeThresholds
 
     return [ExplicitSplitSizes, ChannelShuffleToPermute, InferSplitDataTypes, AbsorbThresholdChains, SplitBeforeThresholds,
             MergeIdenticalSplits, AbsorbBipolarPadIntoConv]
@@ -168,10 +179,10 @@ def _pre_streamline() -> list:
 
 def _post_streamline() -> list:
     # Our transformations that run after FINN's streamlining, before hardware conversion.
-    from flows.transforms.global_pool_to_acc_pool import GlobalPoolToAccPool
-    from flows.transforms.infer_split_datatypes import InferSplitDataTypes
-    from flows.transforms.streamline_layouts import StreamlineLayouts
-    from flows.transforms.streamline_residual import StreamlineResiduals
+    from bnn2fpga.flows.transforms.global_pool_to_acc_pool import GlobalPoolToAccPool
+    from bnn2fpga.flows.transforms.infer_split_datatypes import InferSplitDataTypes
+    from bnn2fpga.flows.transforms.streamline_layouts import StreamlineLayouts
+    from bnn2fpga.flows.transforms.streamline_residual import StreamlineResiduals
 
     return [InferSplitDataTypes, StreamlineResiduals, StreamlineLayouts, GlobalPoolToAccPool, InferSplitDataTypes]
 
@@ -188,7 +199,7 @@ def step_streamline(model, ctx: Context):
 
 def step_convert_to_hw(model, ctx: Context):
     """FINN: map nodes to hardware layers; then ours (channel permutations)."""
-    from flows.transforms.infer_channel_permute_layer import InferChannelPermuteLayer
+    from bnn2fpga.flows.transforms.infer_channel_permute_layer import InferChannelPermuteLayer
 
     model = _finn("step_convert_to_hw")(model, ctx.finn_cfg)
     model = model.transform(InferChannelPermuteLayer())
@@ -229,7 +240,7 @@ def step_specialize_layers(model, ctx: Context):
     if ctx.cfg.binary_mvau == "rtl":
         from qonnx.transformation.general import GiveUniqueNodeNames
 
-        from hw.finn_ops import UseXnorRTL
+        from bnn2fpga.hw.finn_ops import UseXnorRTL
 
         # FINN has binary (1-bit weight) MVAUs only in HLS; ours replace them. Renaming
         # lets reports and folding.json say which implementation a layer has.
@@ -239,7 +250,7 @@ def step_specialize_layers(model, ctx: Context):
 
 def step_folding(model, ctx: Context):
     """Parallelize: the user's folding JSON, FINN's SetFolding to an FPS, or our search."""
-    from flows import folding
+    from bnn2fpga.flows import folding
 
     model, summary = folding.apply_target(model, ctx.cfg.target, ctx.cfg.board)
     folding.save_folding(model, ctx.out_dir / "folding.json")
@@ -254,7 +265,7 @@ def step_minimize_bit_width(model, ctx: Context):
 
 def step_estimate(model, ctx: Context):
     """FINN's analytical estimates, our report.json, and the fit check against the board."""
-    from flows import folding, report
+    from bnn2fpga.flows import folding, report
 
     ctx.report_dir.mkdir(parents=True, exist_ok=True)
     model = _finn("step_generate_estimate_reports")(model, ctx.finn_cfg)
@@ -273,7 +284,7 @@ def step_package(model, ctx: Context):
     A design whose I/O the board driver cannot describe still verifies; the reason is
     kept and stops the build before the first Vivado step instead.
     """
-    from flows import package
+    from bnn2fpga.flows import package
 
     try:
         package.write_deploy(model, ctx)
@@ -298,40 +309,73 @@ def _xilinx_step(finn_names: tuple[str, ...]):
 
 def step_driver(model, ctx: Context):
     """FINN's PYNQ driver and deployment package; then the bitstream joins our deploy/ and is zipped."""
-    from flows import package
+    from bnn2fpga.flows import package
 
     model = _xilinx_step(("step_make_driver", "step_deployment_package"))(model, ctx)
     package.add_bitstream(ctx.out_dir, Path(ctx.finn_cfg.output_dir))
     return model
 
 
+def _source_key(cfg: BuildConfig) -> str:
+    return cfg.source.fingerprint()
+
+
+def _implementation_key(cfg: BuildConfig) -> str:
+    return f"{cfg.board.part}|{cfg.board.clock_mhz}|{cfg.target.ceiling}|{cfg.binary_mvau}"
+
+
+def _estimate_key(cfg: BuildConfig) -> str:
+    return f"{cfg.board.part}|{cfg.board.clock_mhz}|{cfg.target.ceiling}"
+
+
+def _folding_key(cfg: BuildConfig) -> str:
+    b = cfg.board
+    return f"{b.name}|{b.part}|{b.clock_mhz}|{b.resources}|{cfg.target.fingerprint()}"
+
+
+def _vivado_key(cfg: BuildConfig) -> str:
+    return f"{cfg.board.finn_board}|{cfg.board.clock_mhz}"
+
+
 STEPS: list[Step] = [
-    Step("export", step_export),
+    Step("export", step_export, key_inputs=_source_key),
     Step("qonnx_to_finn", step_qonnx_to_finn),
     Step("tidy_up", step_tidy_up),
     Step("streamline", step_streamline),
     Step("convert_to_hw", step_convert_to_hw),
     Step("dataflow_partition", step_dataflow_partition),
-    Step("specialize_layers", step_specialize_layers),
-    Step("folding", step_folding),
+    Step("specialize_layers", step_specialize_layers, key_inputs=_implementation_key),
+    Step("folding", step_folding, key_inputs=_folding_key),
     Step("minimize_bit_width", step_minimize_bit_width),
-    Step("estimate", step_estimate),
+    Step("estimate", step_estimate, key_inputs=_estimate_key),
     Step("package", step_package),
     Step("hw_codegen", _xilinx_step(("step_hw_codegen", "step_hw_ipgen")), ("vitis_hls", "hlslib"),
-         "HLS code generation and IP synthesis"),
-    Step("fifo_depths", _xilinx_step(("step_set_fifo_depths",)), ("vivado",), "FIFO sizing by rtlsim"),
-    Step("stitched_ip", _xilinx_step(("step_create_stitched_ip",)), ("vivado",), "stitched IP"),
-    Step("bitfile", _xilinx_step(("step_synthesize_bitfile",)), ("vivado",), "synthesis, place and route"),
-    Step("driver", step_driver, ("vivado",), "PYNQ driver and deployment package with the bitstream"),
+         "HLS code generation and IP synthesis", _vivado_key),
+    Step("fifo_depths", _xilinx_step(("step_set_fifo_depths",)), ("vivado",), "FIFO sizing by rtlsim", _vivado_key),
+    Step("stitched_ip", _xilinx_step(("step_create_stitched_ip",)), ("vivado",), "stitched IP", _vivado_key),
+    Step("bitfile", _xilinx_step(("step_synthesize_bitfile",)), ("vivado",), "synthesis, place and route",
+         _vivado_key),
+    Step("driver", step_driver, ("vivado",), "PYNQ driver and deployment package with the bitstream", _vivado_key),
 ]
 
 #: The last step that runs without Xilinx tools.
 LAST_VIVADO_FREE = "package"
 
 
+#: The last step whose model is the folded dataflow graph as FINN would stitch it: the
+#: model the Verilator stage, Yosys and the simulated accelerator read.
+FOLDED_MODEL_STEP = "minimize_bit_width"
+
+
 def step_names() -> list[str]:
     """Step names in build order."""
     return [s.name for s in STEPS]
+
+
+def check_until(until: str | None) -> None:
+    """``until`` must name a step (a one-line error listing them otherwise)."""
+    if until is not None and until not in step_names():
+        raise UserError(f"unknown step '{until}'; steps: {', '.join(step_names())}")
 
 
 def require_tools(step: Step, done: list[str], info: dict) -> None:

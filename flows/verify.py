@@ -16,8 +16,11 @@ from typing import Callable
 
 import numpy as np
 
-from flows import finn_env
-from flows.runner import BuildResult, model_file
+from bnn2fpga.flows import ops
+from bnn2fpga.flows.compare import StageResult, compare
+
+from bnn2fpga.hw import finn_env
+from bnn2fpga.flows.runner import BuildResult, model_file
 
 # (stage label, build step whose saved model it executes, executes inside the parent graph)
 ONNX_STAGES = [
@@ -30,17 +33,6 @@ ONNX_STAGES = [
     ("specialized", "specialize_layers", True),
     ("folded", "minimize_bit_width", True),
 ]
-
-
-@dataclass
-class StageResult:
-    """Verdict of one stage."""
-
-    name: str
-    status: str  # "reference", "bit-exact", "mismatch", "not run"
-    detail: str = ""
-    equal: int = 0
-    total: int = 0
 
 
 @dataclass
@@ -102,7 +94,7 @@ def _execute(model, x: np.ndarray, full: bool = False):
 def _run_chunk(path: str, xs: np.ndarray) -> np.ndarray:
     from qonnx.core.modelwrapper import ModelWrapper
 
-    finn_env.prepare()
+    ops.prepare()
     with finn_env.exact_execution():
         model = ModelWrapper(path)
         return np.stack([np.asarray(_execute(model, xs[i: i + 1]), dtype=np.float32) for i in range(len(xs))])
@@ -147,7 +139,7 @@ def _parent_with(build: BuildResult, child: Path, tmp: Path):
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.custom_op.registry import getCustomOp
 
-    from flows.transforms.despecialize import DespecializeForPython
+    from bnn2fpga.flows.transforms.despecialize import DespecializeForPython
 
     # Specialized layers execute only in cppsim/rtlsim; a python-executable copy stands in.
     runnable = tmp / f"python_{child.name}"
@@ -160,29 +152,13 @@ def _parent_with(build: BuildResult, child: Path, tmp: Path):
     return path
 
 
-def _compare(name: str, ref: np.ndarray, out: np.ndarray, kinds: list[str]) -> StageResult:
-    ref, out = ref.reshape(len(ref), -1), out.reshape(len(out), -1)
-    if ref.shape != out.shape:
-        return StageResult(name, "mismatch", f"output shape {out.shape[1:]} != reference {ref.shape[1:]}", 0, len(ref))
-    same = np.all(ref == out, axis=1)
-    if same.all():
-        return StageResult(name, "bit-exact", f"{len(ref)}/{len(ref)} outputs equal", len(ref), len(ref))
-    i = int(np.argmin(same))
-    j = int(np.argmax(ref[i] != out[i]))
-    return StageResult(
-        name, "mismatch",
-        f"{int(same.sum())}/{len(ref)} equal; first: input {i} ({kinds[i]}), output[{j}] {out[i, j]:g} != {ref[i, j]:g}",
-        int(same.sum()), len(ref),
-    )
-
-
 def verify_build(build: BuildResult, inputs: InputSet, reference: np.ndarray | None,
                  log: Callable[[str], None] = print, workers: int | None = None) -> Verdict:
     """Run the stage ladder of a finished (Vivado-free) build and compare every stage."""
-    finn_env.prepare()
+    ops.prepare()
     from qonnx.core.modelwrapper import ModelWrapper
 
-    from quantize.input_quant import InputQuantSpec
+    from bnn2fpga.quantize.input_quant import InputQuantSpec
 
     workers = default_workers() if workers is None else workers
     iq = build.info.get("input_quant")
@@ -211,14 +187,14 @@ def verify_build(build: BuildResult, inputs: InputSet, reference: np.ndarray | N
                                                   len(out), len(out)))
                 prev_model, prev_x = model, xs
                 continue
-            res = _compare(label, ref, out, inputs.kinds)
+            res = compare(label, ref, out, inputs.kinds)
             if res.status == "mismatch" and prev_model is not None and prev_x is xs:
                 i = int(res.detail.split("input ")[1].split(" ")[0])
                 res.detail += f"; first diverging node: {_first_diverging_node(prev_model, model, xs[i:i + 1])}"
             verdict.stages.append(res)
             prev_model, prev_x = model, xs
         # The folded dataflow graph as our stitched RTL under Verilator (hw/sim/ladder.py).
-        from hw.sim.ladder import rtlsim_stage
+        from bnn2fpga.flows.rtlsim_stage import rtlsim_stage
 
         verdict.stages.append(rtlsim_stage(build, host_x, ref, inputs.kinds, log))
     verdict.stages += tool_stages()
@@ -244,7 +220,7 @@ def brevitas_reference(model_name: str, ckpt: Path | None, x: np.ndarray) -> np.
     """The zoo model's accelerator output (integers) for float inputs, in PyTorch."""
     import torch
 
-    from quantize.export import accelerator_part, load_for_export
+    from bnn2fpga.quantize.export import accelerator_part, load_for_export
 
     model, _ = load_for_export(model_name, ckpt)
     if hasattr(model, "set_deploy_order"):

@@ -1,6 +1,7 @@
 """QONNX export of a zoo model plus the JSON sidecar the flow and the board read."""
 from __future__ import annotations
 
+from bnn2fpga.errors import UserError
 import contextlib
 import io
 import json
@@ -14,12 +15,12 @@ from pathlib import Path, PurePath
 import torch
 import torch.nn as nn
 
-from quantize.registry import ModelSpec, create_model, get_spec
+from bnn2fpga.quantize.registry import ModelSpec, create_model, get_spec
 
 SIDECAR_SUFFIX = ".json"
 
 
-class ExportError(Exception):
+class ExportError(UserError):
     """Export failed in a way the user can fix (message is one line)."""
 
 
@@ -88,7 +89,7 @@ def load_for_export(name: str, ckpt: Path | None) -> tuple[nn.Module, dict]:
             model = create_model(spec.name)
             calibrate_untrained(model, spec)
         return model, {"trained": False}
-    from quantize.train import load_checkpoint
+    from bnn2fpga.quantize.train import load_checkpoint
 
     model, meta = load_checkpoint(ckpt)
     if meta.get("model") != spec.name:

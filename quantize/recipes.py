@@ -268,7 +268,7 @@ def register_recipe(recipe: Recipe) -> Recipe:
 
 def get_recipe(name: str) -> Recipe:
     """The recipe called ``name``; unknown names list the valid ones."""
-    from quantize.registry import model_names
+    from bnn2fpga.quantize.registry import model_names
 
     model_names()  # importing the model files registers their recipes
     if name not in RECIPES:

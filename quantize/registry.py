@@ -5,15 +5,16 @@ of its variants; nothing else changes.
 """
 from __future__ import annotations
 
+from bnn2fpga.errors import UserError
 from dataclasses import dataclass, field
 from typing import Callable
 
 import torch.nn as nn
 
-from quantize.preprocess import Preprocessing
+from bnn2fpga.quantize.preprocess import Preprocessing
 
 
-class UnknownModelError(KeyError):
+class UnknownModelError(UserError, KeyError):
     """A model name that is not in the registry."""
 
     def __str__(self) -> str:
@@ -124,7 +125,7 @@ def _load_zoo() -> None:
         import importlib
         import pkgutil
 
-        import quantize.models
+        from bnn2fpga.quantize import models
 
-        for mod in sorted(m.name for m in pkgutil.iter_modules(quantize.models.__path__)):
-            importlib.import_module(f"quantize.models.{mod}")
+        for mod in sorted(m.name for m in pkgutil.iter_modules(models.__path__)):
+            importlib.import_module(f"bnn2fpga.quantize.models.{mod}")

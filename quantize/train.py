@@ -25,6 +25,7 @@ stage in progress, so after the run it is the last stage's best.
 """
 from __future__ import annotations
 
+from bnn2fpga.errors import UserError
 import csv
 import dataclasses
 import json
@@ -41,9 +42,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from quantize.data import DatasetError, load_dataset, stratified_split
-from quantize.recipes import EarlyStopping, Recipe, TrainingStage, get_recipe, make_loss
-from quantize.registry import ModelSpec, UnknownModelError, get_spec
+from bnn2fpga.quantize.data import DatasetError, load_dataset, stratified_split
+from bnn2fpga.quantize.recipes import EarlyStopping, Recipe, TrainingStage, get_recipe, make_loss
+from bnn2fpga.quantize.registry import ModelSpec, UnknownModelError, get_spec
 
 __all__ = [
     "TrainConfig",
@@ -64,11 +65,11 @@ _STAGE_FIELD = "stage"
 STAGE_HOOK = "set_training_stage"
 
 
-class CheckpointError(Exception):
+class CheckpointError(UserError):
     """A checkpoint file is missing, unreadable or belongs to another model (one-line message)."""
 
 
-class TrainConfigError(ValueError):
+class TrainConfigError(UserError, ValueError):
     """A training setting is out of range, or the dataset does not fit the model (one-line message)."""
 
 

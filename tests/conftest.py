@@ -7,8 +7,8 @@ import pytest
 @pytest.fixture(scope="session")
 def mnist_build(tmp_path_factory):
     """cbcnn-mnist (calibrated random weights) built for pynq-z2 through every Vivado-free step."""
-    from flows.config import make_config
-    from flows.runner import run_build
+    from bnn2fpga.flows.config import make_config
+    from bnn2fpga.flows.runner import run_build
 
     out = tmp_path_factory.mktemp("build") / "cbcnn-mnist"
     cfg = make_config(model="cbcnn-mnist", board="pynq-z2", out_dir=out, until="package")
@@ -25,3 +25,11 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def finn_ready():
+    """FINN's environment and our op types, as every flow entry point sets them up."""
+    from bnn2fpga.flows import ops
+
+    ops.prepare()

@@ -15,8 +15,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from quantize import registry
-from quantize.models.blinknet import BINARY, FP, HYBRID, BlinkNet, BlinkNetConfig
+from bnn2fpga.quantize import registry
+from bnn2fpga.quantize.models.blinknet import BINARY, FP, HYBRID, BlinkNet, BlinkNetConfig
 
 PAPER_PARAMS = 563_146  # MODELS.md / the authors' FPBlinkNet
 SMALL = dataclasses.replace(HYBRID, widths=(8, 16, 32))
@@ -33,7 +33,7 @@ def _pixels(n: int, seed: int = 0) -> torch.Tensor:
 
 def _calibrated(cfg: BlinkNetConfig, seed: int = 0) -> BlinkNet:
     """A seeded untrained model with calibrated BN statistics and activation scales."""
-    from quantize.export import calibrate_untrained
+    from bnn2fpga.quantize.export import calibrate_untrained
 
     torch.manual_seed(seed)
     model = BlinkNet(cfg)
@@ -130,7 +130,7 @@ def test_residual_add_inputs_come_from_one_quantizer():
 
 
 def test_accelerator_output_is_the_integer_accumulator():
-    from quantize.postprocess import apply_head
+    from bnn2fpga.quantize.postprocess import apply_head
 
     model = _calibrated(SMALL)
     x = _pixels(3)
@@ -174,8 +174,8 @@ def test_folded_normalization_equals_normalizing_the_zero_padded_image():
 
 
 def _one_step(model):
-    from quantize.recipes import make_loss
-    from quantize.train import train_step
+    from bnn2fpga.quantize.recipes import make_loss
+    from bnn2fpga.quantize.train import train_step
 
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     train_step(model.train(), opt, make_loss("cross_entropy"), _pixels(8), torch.arange(8) % 10)
@@ -200,7 +200,7 @@ def test_frozen_sign_flag_reproduces_the_released_code():
 
 
 def test_recipe_is_the_papers():
-    from quantize.recipes import get_recipe
+    from bnn2fpga.quantize.recipes import get_recipe
 
     specs = [registry.get_spec(n) for n in ("blinknet-fp", "blinknet-hybrid", "blinknet-binary")]
     assert {s.recipe for s in specs} == {"blinknet-cifar10"} and {s.dataset for s in specs} == {"cifar10"}
@@ -213,7 +213,7 @@ def test_recipe_is_the_papers():
 
 
 def test_flip_and_crop_augmentation():
-    from quantize.train import augment
+    from bnn2fpga.quantize.train import augment
 
     x = _pixels(6)
     flipped = augment(x, hflip=1.0)
@@ -230,8 +230,8 @@ def test_flip_and_crop_augmentation():
 
 
 def test_float_variant_is_refused_by_the_build():
-    from flows.config import make_config
-    from flows.errors import UserError
+    from bnn2fpga.flows.config import make_config
+    from bnn2fpga.errors import UserError
 
     with pytest.raises(UserError, match="blinknet-hybrid") as err:
         make_config(model="blinknet-fp", board="pynq-z2")
@@ -242,7 +242,7 @@ def test_join_adds_finds_residual_adds_only():
     from onnx import TensorProto, helper
     from qonnx.core.modelwrapper import ModelWrapper
 
-    from flows.transforms.streamline_residual import join_adds
+    from bnn2fpga.flows.transforms.streamline_residual import join_adds
 
     t = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 4]) for n in ("x", "y", "z")]
     graph = helper.make_graph(
@@ -256,9 +256,9 @@ def test_join_adds_finds_residual_adds_only():
 @pytest.fixture(scope="module")
 def small_build(tmp_path_factory):
     """The narrow hybrid network exported and built for pynq-z2 up to the estimate."""
-    from flows.config import make_config
-    from flows.runner import run_build
-    from quantize.export import export_qonnx
+    from bnn2fpga.flows.config import make_config
+    from bnn2fpga.flows.runner import run_build
+    from bnn2fpga.quantize.export import export_qonnx
 
     out = tmp_path_factory.mktemp("blinknet")
     model = _calibrated(SMALL)
@@ -270,7 +270,7 @@ def small_build(tmp_path_factory):
 
 
 def test_hybrid_build_is_bit_exact_at_every_stage(small_build):
-    from flows.verify import make_inputs, verify_build
+    from bnn2fpga.flows.verify import make_inputs, verify_build
 
     model, _, result = small_build
     inputs = make_inputs((3, 32, 32), 2, result.info.get("input_quant"), real=None, seed=3)
@@ -288,7 +288,7 @@ def test_residual_blocks_and_classifier_are_inside_the_accelerator(small_build):
     from qonnx.core.datatype import DataType
     from qonnx.core.modelwrapper import ModelWrapper
 
-    from flows.runner import model_file
+    from bnn2fpga.flows.runner import model_file
 
     _, _, result = small_build
     hw = ModelWrapper(str(model_file(result.out_dir, "convert_to_hw")))

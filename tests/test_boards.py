@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from boards import (
+from bnn2fpga.boards import (
     BOARDS_DIR,
     Board,
     BoardError,

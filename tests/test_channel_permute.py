@@ -12,11 +12,11 @@ import pytest
 import torch
 import torch.nn as nn
 
-from flows import finn_env
+from bnn2fpga.hw import finn_env
 
 finn_env.prepare()
 
-import hw.finn_ops  # noqa: E402,F401 - registers the ops with FINN
+import bnn2fpga.hw.finn_ops  # noqa: E402,F401 - registers the ops with FINN
 from onnx import TensorProto, helper  # noqa: E402
 from qonnx.core.datatype import DataType  # noqa: E402
 from qonnx.core.modelwrapper import ModelWrapper  # noqa: E402
@@ -26,12 +26,12 @@ from qonnx.transformation.infer_datatypes import InferDataTypes  # noqa: E402
 from qonnx.transformation.infer_shapes import InferShapes  # noqa: E402
 from qonnx.util.basic import qonnx_make_model  # noqa: E402
 
-from flows.transforms.channel_shuffle_to_permute import ChannelShuffleToPermute  # noqa: E402
-from flows.transforms.fold_channel_permute import FoldChannelPermute  # noqa: E402
-from flows.transforms.infer_channel_permute_layer import InferChannelPermuteLayer  # noqa: E402
-from flows.transforms.move_channel_permute_past_transpose import MoveChannelPermutePastTranspose  # noqa: E402
-from flows.transforms.move_transpose_past_channel_permute import MoveTransposePastChannelPermute  # noqa: E402
-from hw.finn_ops.channel_permute import DOMAIN  # noqa: E402
+from bnn2fpga.flows.transforms.channel_shuffle_to_permute import ChannelShuffleToPermute  # noqa: E402
+from bnn2fpga.flows.transforms.fold_channel_permute import FoldChannelPermute  # noqa: E402
+from bnn2fpga.flows.transforms.infer_channel_permute_layer import InferChannelPermuteLayer  # noqa: E402
+from bnn2fpga.flows.transforms.move_channel_permute_past_transpose import MoveChannelPermutePastTranspose  # noqa: E402
+from bnn2fpga.flows.transforms.move_transpose_past_channel_permute import MoveTransposePastChannelPermute  # noqa: E402
+from bnn2fpga.hw.finn_ops.channel_permute import DOMAIN  # noqa: E402
 
 from tool_markers import needs_verilator, needs_yosys  # noqa: E402
 PART = "xc7z020clg400-1"
@@ -94,7 +94,7 @@ def test_generic_op_is_found_by_domain_and_gathers_channels():
     perm = rng.permutation(6).tolist()
     node = helper.make_node("ChannelPermute", ["x"], ["y"], domain=DOMAIN, perm=perm, axis=1)
     model = _one_node_model(node, [1, 6, 3, 2])
-    assert type(getCustomOp(node)).__module__ == "hw.finn_ops.channel_permute"
+    assert type(getCustomOp(node)).__module__ == "bnn2fpga.hw.finn_ops.channel_permute"
     assert model.get_tensor_shape("y") == [1, 6, 3, 2] and model.get_tensor_datatype("y") == DataType["INT4"]
     x = rng.integers(-8, 8, (1, 6, 3, 2))
     assert np.array_equal(_run(model, x), x[:, perm])
@@ -245,12 +245,12 @@ def test_hw_op_shapes_streams_cycles_and_python_execution():
 def test_specialize_layers_picks_our_rtl_which_generates_hdl(tmp_path):
     from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
 
-    from flows.transforms.despecialize import DespecializeForPython
+    from bnn2fpga.flows.transforms.despecialize import DespecializeForPython
 
     perm = np.random.default_rng(4).permutation(12).tolist()
     model = _hw_model(perm).transform(SpecializeLayers(PART))
     node = model.graph.node[0]
-    assert (node.op_type, node.domain) == ("ChannelPermute_rtl", hw.finn_ops.RTL_DOMAIN)
+    assert (node.op_type, node.domain) == ("ChannelPermute_rtl", bnn2fpga.hw.finn_ops.RTL_DOMAIN)
     inst = getCustomOp(node)
     inst.set_nodeattr("SIMD", 3)
     inst.set_nodeattr("code_gen_dir_ipgen", str(tmp_path))
@@ -263,7 +263,7 @@ def test_specialize_layers_picks_our_rtl_which_generates_hdl(tmp_path):
     tcl = inst.code_generation_ipi()
     assert tcl[-1] == f"create_bd_cell -type module -reference {node.name} {node.name}"
     # Vivado gets the one shared copy of the module (many permute layers, one definition).
-    from hw.rtlgen.base import RTL_DIR
+    from bnn2fpga.hw.rtlgen.base import RTL_DIR
 
     assert tcl[0] == f"add_files -norecurse {RTL_DIR / 'channel_permute.sv'}"
     # the ladder's Python stand-in
@@ -286,8 +286,8 @@ def test_folding_gives_the_smallest_simd_within_the_budget():
 @needs_verilator
 @pytest.mark.parametrize("simd", [1, 4, 12])
 def test_rtl_matches_python_with_backpressure_and_reaches_the_cycle_estimate(simd):
-    from hw.rtlgen.channel_permute import channel_permute_layer, reference
-    from hw.sim.layer_sim import compile_layer, simulate
+    from bnn2fpga.hw.rtlgen.channel_permute import channel_permute_layer, reference
+    from bnn2fpga.hw.sim.layer_sim import compile_layer, simulate
 
     rng = np.random.default_rng(simd)
     channels, bits, pixels, frames = 12, 3, 5, 3
@@ -371,8 +371,8 @@ def test_exported_shuffle_streams_through_finn_and_the_stitched_rtl(tmp_path):
     from finn.builder.build_dataflow_config import DataflowBuildConfig
     from finn.transformation.streamline.absorb import AbsorbConsecutiveTransposes
 
-    from flows.folding import fold_to_cycles, max_cycles
-    from hw.sim.graph_sim import build_design, run_frames
+    from bnn2fpga.flows.folding import fold_to_cycles, max_cycles
+    from bnn2fpga.hw.sim.graph_sim import build_design, run_frames
 
     steps = finn_env.finn_steps()
     torch.manual_seed(0)
@@ -431,8 +431,8 @@ def test_exported_shuffle_streams_through_finn_and_the_stitched_rtl(tmp_path):
 @needs_yosys
 def test_yosys_size_matches_the_estimate():
     """32 binary channels, SIMD 4: two 32-bit pixel buffers and four 8:1 multiplexers."""
-    from hw.rtlgen.channel_permute import channel_permute_layer
-    from hw.synth.yosys import synthesize
+    from bnn2fpga.hw.rtlgen.channel_permute import channel_permute_layer
+    from bnn2fpga.hw.synth.yosys import synthesize
 
     perm = np.random.default_rng(8).permutation(32).tolist()
     res = synthesize(channel_permute_layer("cp_yosys", perm, 4, 1, 4))

@@ -11,18 +11,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from quantize.data import (
+from bnn2fpga.quantize.data import (
     DATASETS,
     DatasetError,
     ImageSet,
     load_dataset,
     stratified_split,
 )
-from quantize.data.cifar import load_cifar10, load_cifar100
-from quantize.data.digits import load_digits
-from quantize.data.folders import GARBAGE_CLASS_NAMES, load_folder, load_garbage
-from quantize.data.gtsrb import GTSRB_CLASS_NAMES, load_gtsrb
-from quantize.data.idx import FASHION_MNIST_CLASS_NAMES, load_fashion_mnist, load_mnist, read_idx
+from bnn2fpga.quantize.data.cifar import load_cifar10, load_cifar100
+from bnn2fpga.quantize.data.digits import load_digits
+from bnn2fpga.quantize.data.folders import GARBAGE_CLASS_NAMES, load_folder, load_garbage
+from bnn2fpga.quantize.data.gtsrb import GTSRB_CLASS_NAMES, load_gtsrb
+from bnn2fpga.quantize.data.idx import FASHION_MNIST_CLASS_NAMES, load_fashion_mnist, load_mnist, read_idx
 
 
 def _coord_image(h: int, w: int, tag: int) -> np.ndarray:

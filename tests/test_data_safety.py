@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from quantize.data import DatasetError, load_dataset, read_pickled_dict, regular_file
-from quantize.data.cifar import load_cifar10, load_cifar100
-from quantize.data.folders import load_folder
-from quantize.data.gtsrb import load_gtsrb
-from quantize.data.idx import load_mnist
+from bnn2fpga.quantize.data import DatasetError, load_dataset, read_pickled_dict, regular_file
+from bnn2fpga.quantize.data.cifar import load_cifar10, load_cifar100
+from bnn2fpga.quantize.data.folders import load_folder
+from bnn2fpga.quantize.data.gtsrb import load_gtsrb
+from bnn2fpga.quantize.data.idx import load_mnist
 
 
 @pytest.fixture(autouse=True)

@@ -12,18 +12,18 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
-import quantize.train as train_mod
-from quantize.data import load_dataset
-from quantize.data.folders import GARBAGE_CLASS_NAMES
-from quantize.models import dra_bnn
-from quantize.models.dra_bnn import (
+import bnn2fpga.quantize.train as train_mod
+from bnn2fpga.quantize.data import load_dataset
+from bnn2fpga.quantize.data.folders import GARBAGE_CLASS_NAMES
+from bnn2fpga.quantize.models import dra_bnn
+from bnn2fpga.quantize.models.dra_bnn import (
     AlphaBinaryConv2d,
     DeployableDRABNN,
     DRABNNConfig,
     alpha_parameters,
 )
-from quantize.recipes import EarlyStopping, get_recipe
-from quantize.registry import ModelSpec, count_binary_weight_bits, count_trainable, get_spec
+from bnn2fpga.quantize.recipes import EarlyStopping, get_recipe
+from bnn2fpga.quantize.registry import ModelSpec, count_binary_weight_bits, count_trainable, get_spec
 
 # A reduced deployable config that still has every structure of the full one: the stem,
 # an identity block right after it (no re-quantization), an identity block with
@@ -332,8 +332,8 @@ def test_plateau_schedule_early_stop_and_resume(tiny_waste, garbage, tmp_path):
 
 
 def test_faithful_model_build_is_refused_in_one_line(tmp_path):
-    from flows.config import make_config
-    from flows.errors import UserError
+    from bnn2fpga.flows.config import make_config
+    from bnn2fpga.errors import UserError
 
     for name in ("dra-bnn", "dra-bnn-cifar10"):
         with pytest.raises(UserError) as err:
@@ -348,7 +348,7 @@ def test_prelu_absorbs_into_thresholds():
     from qonnx.core.onnx_exec import execute_onnx
     from qonnx.util.basic import qonnx_make_model
 
-    from flows.transforms.absorb_prelu import AbsorbPReLUIntoMultiThreshold
+    from bnn2fpga.flows.transforms.absorb_prelu import AbsorbPReLUIntoMultiThreshold
 
     def graph(slope: np.ndarray) -> ModelWrapper:
         nodes = [
@@ -394,9 +394,9 @@ def _randomize_like_trained(model: DeployableDRABNN, seed: int) -> None:
 @pytest.fixture(scope="module")
 def small_build(tmp_path_factory):
     """The reduced DRA-BNN (trained-looking weights, calibrated BN) exported and built up to the estimate."""
-    from flows.config import make_config
-    from flows.runner import run_build
-    from quantize.export import calibrate_untrained, export_qonnx
+    from bnn2fpga.flows.config import make_config
+    from bnn2fpga.flows.runner import run_build
+    from bnn2fpga.quantize.export import calibrate_untrained, export_qonnx
 
     spec = ModelSpec(
         name="dra-bnn-waste", factory=lambda: DeployableDRABNN(SMALL), input_shape=SMALL.in_shape,
@@ -418,7 +418,7 @@ def test_small_build_maps_residuals_to_dataflow(small_build):
 
     from qonnx.core.modelwrapper import ModelWrapper
 
-    from flows.runner import model_file
+    from bnn2fpga.flows.runner import model_file
 
     model, exported, result = small_build
     hw = ModelWrapper(str(model_file(result.out_dir, "convert_to_hw")))
@@ -433,7 +433,7 @@ def test_small_build_maps_residuals_to_dataflow(small_build):
 
 
 def test_small_build_is_bit_exact_at_every_stage(small_build):
-    from flows.verify import make_inputs, verify_build
+    from bnn2fpga.flows.verify import make_inputs, verify_build
 
     model, _, result = small_build
     inputs = make_inputs(SMALL.in_shape, 3, result.info.get("input_quant"), real=None, seed=4)
@@ -451,7 +451,7 @@ def test_small_build_is_bit_exact_at_every_stage(small_build):
 
 
 def test_binary_bits_of_faithful_and_deployable_builds_agree():
-    from quantize.registry import count_binary_weight_bits
+    from bnn2fpga.quantize.registry import count_binary_weight_bits
 
     cfg = DRABNNConfig(in_shape=(3, 32, 32), num_classes=10, widths=(8, 16), blocks=(1, 1))
     faithful, deployable = dra_bnn.DRABNN(cfg), DeployableDRABNN(cfg)

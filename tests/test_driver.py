@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flows.config import make_config
-from flows.errors import UserError
-from flows.runner import model_file, run_build
+from bnn2fpga.flows.config import make_config
+from bnn2fpga.errors import UserError
+from bnn2fpga.flows.runner import model_file, run_build
 
 ROOT = Path(__file__).resolve().parent.parent
 DRIVER_SRC = ROOT / "hw" / "driver"
@@ -67,13 +67,13 @@ def drv(packaged):
 
 @pytest.fixture(scope="module")
 def sim(packaged):
-    from flows.simulated_accelerator import SimulatedAccelerator
+    from bnn2fpga.flows.simulated_accelerator import SimulatedAccelerator
 
     return SimulatedAccelerator(packaged[0])
 
 
 def _digits(n: int):
-    from quantize.data import load_dataset
+    from bnn2fpga.quantize.data import load_dataset
 
     s = load_dataset("digits", None, "test")
     return s.images[:n], s.labels[:n]
@@ -84,7 +84,7 @@ def _digits(n: int):
 @pytest.mark.parametrize("dt", ["UINT8", "BINARY", "BIPOLAR", "INT11", "INT12", "UINT3", "TERNARY", "INT16", "INT32"])
 @pytest.mark.parametrize("shape", [(1, 28, 28, 1, 1), (3, 10, 1), (2, 4, 7), (1, 2, 16), (2, 1, 13)])
 def test_packing_equals_finn_bytes_and_round_trips(dt, shape):
-    from flows import finn_env
+    from bnn2fpga.hw import finn_env
 
     finn_env.prepare()
     from finn.util.data_packing import finnpy_to_packed_bytearray, packed_bytearray_to_finnpy
@@ -141,7 +141,7 @@ def test_board_side_imports_only_numpy_stdlib_and_board_libraries():
             where = f"{f.name}: import {'.' * level}{module}"
             if level:
                 assert root in siblings or not module, where
-            elif module == "flows.simulated_accelerator":
+            elif module == "bnn2fpga.flows.simulated_accelerator":
                 # --simulate is the one way into the build side, and only inside that function.
                 assert (f.name, func) == ("__main__.py", "_simulated"), where
             elif root in LAZY_ONLY:
@@ -208,7 +208,7 @@ def test_io_spec_numbers_match_the_dataflow_model(packaged):
 
 
 def test_deployed_preprocessing_is_bit_exact_with_training(packaged):
-    from quantize import preprocess as train_pre
+    from bnn2fpga.quantize import preprocess as train_pre
 
     board_pre = _load_file(packaged[0] / "deploy" / "bnn2fpga_driver" / "preprocess.py", "_board_preprocess")
     rng = np.random.default_rng(7)
@@ -230,8 +230,8 @@ def test_deployed_preprocessing_is_bit_exact_with_training(packaged):
 def test_simulated_driver_gives_pytorch_outputs_and_labels(drv, sim):
     import torch
 
-    from quantize.export import accelerator_part, load_for_export
-    from quantize.registry import get_spec
+    from bnn2fpga.quantize.export import accelerator_part, load_for_export
+    from bnn2fpga.quantize.registry import get_spec
 
     images, _ = _digits(4)
     x = get_spec("cbcnn-mnist").preprocessing(images).astype(np.float32)
@@ -339,7 +339,7 @@ def _fake_pynq(monkeypatch, sim, log: list, fclk0_mhz: float = 50.0) -> types.Si
 
 
 def _package_with_bitstream(packaged, tmp_path, **spec_changes) -> Path:
-    from flows import package
+    from bnn2fpga.flows import package
 
     out = tmp_path / "build"
     shutil.copytree(packaged[0] / "deploy", out / "deploy")
@@ -387,7 +387,7 @@ def test_design_without_a_dma_layout_verifies_but_stops_before_vivado(packaged, 
     import qonnx.custom_op.registry as registry
     from qonnx.core.modelwrapper import ModelWrapper
 
-    from flows import steps
+    from bnn2fpga.flows import steps
 
     real = registry.getCustomOp
 
@@ -424,7 +424,7 @@ def test_design_with_runtime_writeable_weights_is_refused(packaged, tmp_path):
     from onnx import helper
     from qonnx.core.modelwrapper import ModelWrapper
 
-    from flows import package, steps
+    from bnn2fpga.flows import package, steps
 
     out, result = packaged
     model = ModelWrapper(str(model_file(out, "package")))
@@ -473,7 +473,7 @@ def _finn_settings(spec: dict) -> dict:
 
 
 def test_vivado_driver_step_adds_the_bitstream_and_zips(drv, packaged, tmp_path):
-    from flows import package
+    from bnn2fpga.flows import package
 
     out = tmp_path / "build"
     shutil.copytree(packaged[0] / "deploy", out / "deploy")
@@ -499,7 +499,7 @@ def test_vivado_driver_step_adds_the_bitstream_and_zips(drv, packaged, tmp_path)
 
 
 def test_bitstream_from_another_build_or_part_is_refused(drv, packaged, tmp_path):
-    from flows import package
+    from bnn2fpga.flows import package
 
     out = tmp_path / "build"
     shutil.copytree(packaged[0] / "deploy", out / "deploy")

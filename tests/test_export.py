@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from flows import finn_env
+from bnn2fpga.hw import finn_env
 
 finn_env.prepare()
 
@@ -23,8 +23,8 @@ from qonnx.core.modelwrapper import ModelWrapper  # noqa: E402
 from qonnx.core.onnx_exec import execute_onnx  # noqa: E402
 from qonnx.util.cleanup import cleanup_model  # noqa: E402
 
-from quantize import export, postprocess  # noqa: E402
-from quantize.data.idx import MNIST_CLASS_NAMES  # noqa: E402
+from bnn2fpga.quantize import export, postprocess  # noqa: E402
+from bnn2fpga.quantize.data.idx import MNIST_CLASS_NAMES  # noqa: E402
 
 NAME = "cbcnn-mnist"
 SHAPE = (1, 1, 28, 28)
@@ -204,7 +204,7 @@ def test_export_requires_onnx_suffix(tmp_path):
 
 @pytest.mark.parametrize("name", ["m", "m.onnx.bak", "sub/m.ONNX"])
 def test_export_qonnx_requires_onnx_suffix(tmp_path, torch_model, name):
-    from quantize.registry import get_spec
+    from bnn2fpga.quantize.registry import get_spec
 
     with pytest.raises(export.ExportError, match=r"\.onnx"):
         export.export_qonnx(torch_model, get_spec(NAME), tmp_path / name)
@@ -212,7 +212,7 @@ def test_export_qonnx_requires_onnx_suffix(tmp_path, torch_model, name):
 
 
 def test_export_unknown_model(tmp_path):
-    from quantize.registry import UnknownModelError
+    from bnn2fpga.quantize.registry import UnknownModelError
 
     with pytest.raises(UnknownModelError):
         export.export_model("no-such-model", tmp_path / "m.onnx")
@@ -220,7 +220,7 @@ def test_export_unknown_model(tmp_path):
 
 
 def test_export_onto_an_existing_directory_is_refused(tmp_path, torch_model):
-    from quantize.registry import get_spec
+    from bnn2fpga.quantize.registry import get_spec
 
     (tmp_path / "m.onnx").mkdir()
     with pytest.raises(export.ExportError, match=r"m\.onnx: is a directory") as err:
@@ -264,7 +264,7 @@ def test_export_keeps_referenced_external_data_only(tmp_path, torch_model, monke
     import onnx
     from onnx import numpy_helper
 
-    from quantize.registry import get_spec
+    from bnn2fpga.quantize.registry import get_spec
 
     monkeypatch.setattr(brevitas.export, "export_qonnx", _fake_exporter(location))
     # What an earlier export of the same file left: replaced, or removed if now unused.

@@ -7,10 +7,10 @@ import shutil
 import numpy as np
 import pytest
 
-from flows.config import make_config
-from flows.errors import DoesNotFit, UserError
-from flows.runner import load_state, model_file, run_build
-from flows.steps import LAST_VIVADO_FREE, step_names
+from bnn2fpga.flows.config import make_config
+from bnn2fpga.errors import DoesNotFit, UserError
+from bnn2fpga.flows.runner import load_state, model_file, run_build
+from bnn2fpga.flows.steps import LAST_VIVADO_FREE, step_names
 
 
 def test_every_vivado_free_step_saved_its_model(mnist_build):
@@ -143,7 +143,6 @@ def test_interrupted_step_is_redone(mnist_build, tmp_path):
         (dict(model="cbcnn", ckpt="/no/such.pt"), "checkpoint not found"),
         (dict(onnx="/no/such.onnx"), "ONNX file not found"),
         (dict(), "either a model name or --onnx"),
-        (dict(model="cbcnn", until="nope"), "unknown step 'nope'"),
         (dict(model="cbcnn", ceiling=1.5), "--ceiling"),
         (dict(model="cbcnn", binary_mvau="vhdl"), "--binary-mvau must be one of rtl, hls"),
     ],
@@ -173,7 +172,7 @@ def _export(module, example, path):
 def test_op_finn_cannot_map_fails_at_first_step_naming_the_node(tmp_path):
     import torch.nn as nn
 
-    from quantize import layers
+    from bnn2fpga.quantize import layers
 
     # Softsign exports as x / (1 + |x|): Abs is the first op FINN has no mapping for.
     model = nn.Sequential(layers.pixel_input(), nn.Flatten(), layers.binary_linear(16, 8), nn.Softsign())
@@ -189,7 +188,7 @@ def test_user_onnx_with_external_weights_is_copied_whole(tmp_path):
     import onnx
     from qonnx.core.modelwrapper import ModelWrapper
 
-    from quantize.export import export_model
+    from bnn2fpga.quantize.export import export_model
 
     exported = export_model("cbcnn-mnist", tmp_path / "user" / "mine.onnx")
     onnx.save_model(onnx.load(str(exported.onnx)), str(exported.onnx), save_as_external_data=True,
@@ -212,8 +211,8 @@ def test_weights_move_to_luts_when_bram_alone_is_short(mnist_build):
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.custom_op.registry import getCustomOp
 
-    from boards import get_board
-    from flows.folding import check_fit, weights_to_luts
+    from bnn2fpga.boards import get_board
+    from bnn2fpga.flows.folding import check_fit, weights_to_luts
 
     cfg, _ = mnist_build
     folded = ModelWrapper(str(model_file(cfg.out_dir, "minimize_bit_width")))
@@ -237,3 +236,10 @@ def test_weights_move_to_luts_when_bram_alone_is_short(mnist_build):
             getCustomOp(n).set_nodeattr("ram_style", "block")
     model, fit = weights_to_luts(folded, tight, 0.85)
     assert not fit.fits and fit.used["BRAM_18K"] == before["BRAM_18K"]
+
+
+def test_unknown_until_step_is_one_line_error():
+    from bnn2fpga.flows.steps import check_until
+
+    with pytest.raises(UserError, match="unknown step 'nope'; steps: export, "):
+        check_until("nope")

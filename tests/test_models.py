@@ -10,8 +10,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from quantize import layers, registry
-from quantize.models.cbcnn import CBCNN, ConvBlock
+from bnn2fpga.quantize import layers, registry
+from bnn2fpga.quantize.models.cbcnn import CBCNN, ConvBlock
 
 
 # Small tensors: one torch thread is faster, and much faster when the CPUs are shared.
@@ -104,7 +104,7 @@ def test_output_shape(name, shape, classes):
 
 
 def test_input_too_small_for_the_pooling_blocks():
-    from quantize.models.cbcnn import CBCNNConfig
+    from bnn2fpga.quantize.models.cbcnn import CBCNNConfig
 
     with pytest.raises(ValueError, match="too small"):
         CBCNN(CBCNNConfig(in_shape=(1, 8, 8), num_classes=10))  # 8 -> 4 -> 2 -> 1 -> 0

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from quantize import preprocess
-from quantize.preprocess import Preprocessing, equalize_hist, prepare, resize, to_luma
+from bnn2fpga.quantize import preprocess
+from bnn2fpga.quantize.preprocess import Preprocessing, equalize_hist, prepare, resize, to_luma
 
 
 def _round_half_up(x: Fraction) -> int:

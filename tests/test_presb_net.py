@@ -10,11 +10,11 @@ import pytest
 import torch
 import torch.nn as nn
 
-from quantize.models import presb_net
-from quantize.models.presb_net import BinConv, PresBConfig, PresBNet, block_plan, channel_shuffle
-from quantize.preprocess import Preprocessing
-from quantize.recipes import get_recipe
-from quantize.registry import (
+from bnn2fpga.quantize.models import presb_net
+from bnn2fpga.quantize.models.presb_net import BinConv, PresBConfig, PresBNet, block_plan, channel_shuffle
+from bnn2fpga.quantize.preprocess import Preprocessing
+from bnn2fpga.quantize.recipes import get_recipe
+from bnn2fpga.quantize.registry import (
     ModelSpec,
     count_binary_weight_bits,
     count_brevitas_binary_bits,
@@ -164,9 +164,9 @@ def _randomize_like_trained(model: PresBNet, seed: int) -> None:
 @pytest.fixture(scope="module")
 def tiny_build(tmp_path_factory):
     """The tiny deployable PresB-Net exported and built up to the estimate."""
-    from flows.config import make_config
-    from flows.runner import run_build
-    from quantize.export import calibrate_untrained, export_qonnx
+    from bnn2fpga.flows.config import make_config
+    from bnn2fpga.flows.runner import run_build
+    from bnn2fpga.quantize.export import calibrate_untrained, export_qonnx
 
     spec = ModelSpec(
         name="presb-tiny", factory=lambda: PresBNet(TINY), input_shape=TINY.in_shape, input_dtype="UINT8",
@@ -186,7 +186,7 @@ def tiny_build(tmp_path_factory):
 def test_tiny_build_maps_every_join_to_dataflow(tiny_build):
     from qonnx.core.modelwrapper import ModelWrapper
 
-    from flows.runner import model_file
+    from bnn2fpga.flows.runner import model_file
 
     _, result = tiny_build
     hw = ModelWrapper(str(model_file(result.out_dir, "convert_to_hw")))
@@ -199,7 +199,7 @@ def test_tiny_build_maps_every_join_to_dataflow(tiny_build):
 
 
 def test_tiny_build_is_bit_exact_at_every_stage(tiny_build):
-    from flows.verify import make_inputs, verify_build
+    from bnn2fpga.flows.verify import make_inputs, verify_build
 
     model, result = tiny_build
     inputs = make_inputs(TINY.in_shape, 3, result.info.get("input_quant"), real=None, seed=6)
@@ -211,7 +211,7 @@ def test_tiny_build_is_bit_exact_at_every_stage(tiny_build):
     for name in ("qonnx", "finn-onnx", "tidy", "streamlined", "hw layers", "dataflow partition",
                  "specialized", "folded"):
         assert stages[name].status == "bit-exact", (name, stages[name].detail)
-    from hw.sim import verilator
+    from bnn2fpga.hw.sim import verilator
 
     rtl = stages["rtlsim (Verilator)"]
     if verilator.missing_tools():
@@ -248,8 +248,8 @@ def _write_cifar100(root, n: int = 48) -> None:
 
 
 def test_lite_trains_in_two_stages_on_cifar100_and_exports_binary(tmp_path):
-    from quantize.export import export_model
-    from quantize.train import TrainConfig, load_checkpoint, train
+    from bnn2fpga.quantize.export import export_model
+    from bnn2fpga.quantize.train import TrainConfig, load_checkpoint, train
 
     _write_cifar100(tmp_path / "data")
     lines = []

@@ -13,10 +13,10 @@ import onnx
 import pytest
 import torch
 
-from flows.cli import main
-from flows.config import make_config
-from flows.errors import UserError
-from flows.runner import load_state, model_file, run_build
+from bnn2fpga.flows.cli import main
+from bnn2fpga.flows.config import make_config
+from bnn2fpga.errors import UserError
+from bnn2fpga.flows.runner import load_state, model_file, run_build
 
 QUIET = dict(log=lambda m: None)
 
@@ -26,7 +26,7 @@ def _mlp_onnx(folder, seed=0, external=None):
     import torch.nn as nn
     from brevitas.export import export_qonnx
 
-    from quantize import layers
+    from bnn2fpga.quantize import layers
 
     torch.manual_seed(seed)
     model = nn.Sequential(layers.pixel_input(), nn.Flatten(), layers.binary_linear(16, 8), nn.BatchNorm1d(8),
@@ -283,7 +283,7 @@ def test_conv_without_kernel_shape_builds(tmp_path):
     import torch.nn as nn
     from brevitas.export import export_qonnx
 
-    from quantize import layers
+    from bnn2fpga.quantize import layers
 
     model = nn.Sequential(layers.pixel_input(), layers.binary_conv(1, 4, 3), nn.BatchNorm2d(4),
                           layers.binary_act(), nn.Flatten(), layers.binary_linear(4 * 4 * 4, 3)).eval()

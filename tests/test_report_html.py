@@ -8,7 +8,7 @@ import re
 import pytest
 from PIL import Image
 
-from flows.report_html import CYCLES_PNG, RESOURCES_PNG, render_html
+from bnn2fpga.flows.report_html import CYCLES_PNG, RESOURCES_PNG, render_html
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -9,7 +9,7 @@ from tool_markers import needs_verilator, needs_yosys  # noqa: E402
 
 
 def test_stream_packing_round_trips_signed_and_wide_beats():
-    from hw.sim.streams import pack, unpack
+    from bnn2fpga.hw.rtlgen.streams import pack, unpack
 
     rng = np.random.default_rng(0)
     for elems, bits, signed in ((3, 1, False), (16, 9, True), (64, 1, False), (5, 12, True)):
@@ -23,7 +23,7 @@ def test_stream_packing_round_trips_signed_and_wide_beats():
 
 def _mvtu_case(rng, mw, mh, pe, simd, xnor=True, n_thres=1, in_bits=1, in_signed=False, out_bits=1,
                out_bias=0, noact=False, w_bits=1):
-    from hw.rtlgen.mvtu import MVTU
+    from bnn2fpga.hw.rtlgen.mvtu import MVTU
 
     if w_bits > 1:
         w = rng.integers(-(1 << (w_bits - 1)), 1 << (w_bits - 1), (mw, mh))
@@ -46,7 +46,7 @@ def _inputs(rng, m, n):
 
 
 def _run(m, x, **kw):
-    from hw.sim.layer_sim import simulate
+    from bnn2fpga.hw.sim.layer_sim import simulate
 
     n = len(x)
     layer = m.layer("mvtu_dut")
@@ -91,7 +91,7 @@ def test_reference_model_matches_finn_mvau_python_execution():
     finn = multithreshold(xp.xnorpopcountmatmul(x.astype(float), m.weights.astype(float)), m.thresholds)
     assert np.array_equal(m.reference(x), finn)
     w = 2 * rng.integers(0, 2, (9, 4)) - 1
-    from hw.rtlgen.mvtu import MVTU
+    from bnn2fpga.hw.rtlgen.mvtu import MVTU
 
     m2 = MVTU(w, np.array([[-100], [0], [3], [250]]), 2, 3, xnor=False, in_bits=8)
     x2 = rng.integers(0, 256, (10, 9))
@@ -104,8 +104,8 @@ def test_reference_model_matches_finn_mvau_python_execution():
 def _dataflow_model(mnist_build):
     from qonnx.core.modelwrapper import ModelWrapper
 
-    from flows import finn_env
-    from flows.runner import model_file
+    from bnn2fpga.hw import finn_env
+    from bnn2fpga.flows.runner import model_file
 
     finn_env.prepare()
     _, result = mnist_build
@@ -114,7 +114,7 @@ def _dataflow_model(mnist_build):
 
 @needs_verilator
 def test_ladder_runs_the_whole_mnist_graph_as_rtl_bit_exact(mnist_build):
-    from flows.verify import brevitas_reference, make_inputs, verify_build
+    from bnn2fpga.flows.verify import brevitas_reference, make_inputs, verify_build
 
     _, result = mnist_build
     inputs = make_inputs((1, 28, 28), 2, result.info.get("input_quant"), real=None, seed=4)
@@ -130,7 +130,7 @@ def test_ladder_runs_the_whole_mnist_graph_as_rtl_bit_exact(mnist_build):
 @needs_verilator
 def test_a_corrupted_threshold_memory_is_caught(mnist_build):
     """The RTL really computes: one changed threshold word changes the outputs."""
-    from hw.sim.graph_sim import build_design, run_frames
+    from bnn2fpga.hw.sim.graph_sim import build_design, run_frames
 
     model = _dataflow_model(mnist_build)
     design = build_design(model)
@@ -153,8 +153,8 @@ def test_an_mvau_that_replays_its_input_gets_a_fifo_of_a_whole_vector(mnist_buil
     """Otherwise its producers stall while it computes the other output folds (BlinkNet's classifier)."""
     from qonnx.custom_op.registry import getCustomOp
 
-    from hw.rtlgen.from_finn import layer_for
-    from hw.sim.graph_sim import graph_edges
+    from bnn2fpga.hw.rtlgen.from_finn import layer_for
+    from bnn2fpga.hw.sim.graph_sim import graph_edges
 
     model = _dataflow_model(mnist_build)
     nodes = list(model.graph.node)
@@ -174,7 +174,7 @@ def test_an_mvau_that_replays_its_input_gets_a_fifo_of_a_whole_vector(mnist_buil
 def test_nodes_without_rtl_are_named(mnist_build):
     from qonnx.custom_op.registry import getCustomOp
 
-    from hw.rtlgen.from_finn import unsupported
+    from bnn2fpga.hw.rtlgen.from_finn import unsupported
 
     model = _dataflow_model(mnist_build)
     assert unsupported(model) == []
@@ -193,8 +193,8 @@ def _hls_specialized_model(mnist_build, tmp_path):
 
     from qonnx.core.modelwrapper import ModelWrapper
 
-    from flows.config import make_config
-    from flows.runner import model_file, run_build
+    from bnn2fpga.flows.config import make_config
+    from bnn2fpga.flows.runner import model_file, run_build
 
     cfg, _ = mnist_build
     out = tmp_path / "hls"
@@ -207,9 +207,9 @@ def _hls_specialized_model(mnist_build, tmp_path):
 def test_binary_mvaus_switch_to_our_rtl_op_and_generate_hdl(mnist_build, tmp_path):
     from qonnx.custom_op.registry import getCustomOp
 
-    import hw.finn_ops
-    from flows.transforms.despecialize import DespecializeForPython
-    from hw.finn_ops import UseXnorRTL
+    import bnn2fpga.hw.finn_ops
+    from bnn2fpga.flows.transforms.despecialize import DespecializeForPython
+    from bnn2fpga.hw.finn_ops import UseXnorRTL
 
     model = _hls_specialized_model(mnist_build, tmp_path)
     mvaus = [n.name for n in model.graph.node if n.op_type == "MVAU_hls"]
@@ -222,7 +222,7 @@ def test_binary_mvaus_switch_to_our_rtl_op_and_generate_hdl(mnist_build, tmp_pat
     assert all(ops[m] == "MVAUXnor_rtl" for m in mvaus)  # the UINT8 first layer has bipolar weights too
     node = allm.get_node_from_name(mvaus[-1])
     inst = getCustomOp(node)
-    assert node.domain == hw.finn_ops.RTL_DOMAIN and inst.get_nodeattr("mem_mode") == "internal_embedded"
+    assert node.domain == bnn2fpga.hw.finn_ops.RTL_DOMAIN and inst.get_nodeattr("mem_mode") == "internal_embedded"
     gen = tmp_path / "gen"
     inst.set_nodeattr("code_gen_dir_ipgen", str(gen))
     inst.generate_hdl(allm, "xc7z020clg400-1", 10.0)
@@ -279,7 +279,7 @@ def test_prepare_ip_and_finn_stitching_take_our_rtl_layers(mnist_build, monkeypa
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.custom_op.registry import getCustomOp
 
-    from hw.sim.verilator import lint
+    from bnn2fpga.hw.sim.verilator import lint
 
     model = _dataflow_model(mnist_build).transform(PrepareIP("xc7z020clg400-1", 10.0))
     ours = [n for n in model.graph.node if n.op_type == "MVAUXnor_rtl"]
@@ -357,7 +357,7 @@ def test_our_op_executes_in_verilator_like_finn_python(mnist_build):
 @needs_yosys
 def test_yosys_counts_a_small_layer_for_xc7():
     """One small layer in CI (the first yowasp call compiles WebAssembly); the rest is make bench."""
-    from hw.synth.yosys import synthesize
+    from bnn2fpga.hw.synth.yosys import synthesize
 
     rng = np.random.default_rng(1)
     m = _mvtu_case(rng, 16, 4, 2, 4)
@@ -370,7 +370,7 @@ def test_yosys_counts_sit_beside_finn_estimates_in_the_report(mnist_build, tmp_p
     import json
     import shutil
 
-    from flows.report import add_yosys, load_report
+    from bnn2fpga.flows.report import add_yosys, load_report
 
     cfg, _ = mnist_build
     out = tmp_path / "b"
@@ -388,10 +388,10 @@ def test_yosys_counts_sit_beside_finn_estimates_in_the_report(mnist_build, tmp_p
 @needs_verilator
 def test_a_residual_fork_and_join_is_stitched_with_deadlock_free_fifos():
     """DuplicateStreams -> (x, 2x) -> two-stream add: the DAG stitcher, dup_stream and eltwise_stream2."""
-    from hw.rtlgen.base import RTL_DIR, LayerRTL, hex_lines, stream_wrapper
-    from hw.rtlgen.base import pad_assign as _pad, stream_module as _module
-    from hw.rtlgen.stitch import Edge, stitched_layer
-    from hw.sim.layer_sim import simulate
+    from bnn2fpga.hw.rtlgen.base import RTL_DIR, LayerRTL, hex_lines, stream_wrapper
+    from bnn2fpga.hw.rtlgen.base import pad_assign as _pad, stream_module as _module
+    from bnn2fpga.hw.rtlgen.stitch import Edge, stitched_layer
+    from bnn2fpga.hw.sim.layer_sim import simulate
 
     n, pe = 64, 2  # beats per frame, 4-bit lanes
     common = dict(in_elems=pe, in_elem_bits=4, out_elems=pe, in_beats=n, out_beats=n, exp_cycles=n)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flows import finn_env
+from bnn2fpga.hw import finn_env
 
 finn_env.prepare()
 
@@ -77,7 +77,7 @@ def _split_concat_graph(split_simd: int, pool_pe: int, concat_simd: int) -> Mode
 @needs_verilator
 @pytest.mark.parametrize("split_simd,pool_pe,concat_simd", [(2, 2, 2), (1, 1, 2)])
 def test_split_and_concat_match_python_with_backpressure(split_simd, pool_pe, concat_simd):
-    from hw.sim.graph_sim import build_design, run_frames
+    from bnn2fpga.hw.sim.graph_sim import build_design, run_frames
 
     model = _split_concat_graph(split_simd, pool_pe, concat_simd)
     assert getCustomOp(model.graph.node[2]).get_output_datatype() == DataType["INT6"]
@@ -114,8 +114,8 @@ POOLS = {
 @pytest.mark.parametrize("case", list(POOLS))
 def test_sum_pool_matches_python_with_backpressure(case, tmp_path):
     """2x2 windows of 8 channels on a 3x2 output map, in the depthwise sliding window's order."""
-    from hw.rtlgen.from_finn import layer_for
-    from hw.sim.layer_sim import compile_layer, simulate
+    from bnn2fpga.hw.rtlgen.from_finn import layer_for
+    from bnn2fpga.hw.sim.layer_sim import compile_layer, simulate
 
     fxn, idt, odt, pe = POOLS[case]
     oh, ow, c, k = 3, 2, 8, 4
@@ -144,8 +144,8 @@ def test_sum_pool_matches_python_with_backpressure(case, tmp_path):
 @needs_verilator
 @pytest.mark.parametrize("pe", [1, 4])
 def test_global_acc_pool_matches_python_with_backpressure(pe, tmp_path):
-    from hw.rtlgen.from_finn import layer_for
-    from hw.sim.layer_sim import compile_layer, simulate
+    from bnn2fpga.hw.rtlgen.from_finn import layer_for
+    from bnn2fpga.hw.sim.layer_sim import compile_layer, simulate
 
     h, w, c = 3, 5, 8
     node = _hw("GlobalAccPool", ["x"], ["y"], f"gap_pe{pe}", NumChannels=c, PE=pe, inputDataType="INT4",
@@ -171,8 +171,8 @@ def test_global_acc_pool_matches_python_with_backpressure(pe, tmp_path):
 
 
 def test_pools_finn_cannot_match_are_named(tmp_path):
-    from hw.rtlgen.base import Unsupported
-    from hw.rtlgen.from_finn import layer_for
+    from bnn2fpga.hw.rtlgen.base import Unsupported
+    from bnn2fpga.hw.rtlgen.from_finn import layer_for
 
     node = _hw("Pool", ["x"], ["y"], "avg", Channels=4, PE=1, KernelSize=[2, 2], Function="AvgPool",
                OutImgDims=[2, 2], InputDataType="INT4", OutputDataType="INT4")

@@ -15,11 +15,11 @@ import torch.nn as nn
 from brevitas.nn import QuantConv2d, QuantLinear
 from PIL import Image
 
-import quantize.train as train_mod
-from quantize.data import DatasetError, load_dataset
-from quantize.recipes import RECIPES, get_recipe, make_loss, squared_hinge
-from quantize.registry import create_model, get_spec
-from quantize.train import (
+import bnn2fpga.quantize.train as train_mod
+from bnn2fpga.quantize.data import DatasetError, load_dataset
+from bnn2fpga.quantize.recipes import RECIPES, get_recipe, make_loss, squared_hinge
+from bnn2fpga.quantize.registry import create_model, get_spec
+from bnn2fpga.quantize.train import (
     CheckpointError,
     TrainConfig,
     TrainConfigError,

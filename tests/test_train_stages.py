@@ -15,13 +15,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-import quantize.registry as registry
-import quantize.train as train_mod
-from quantize.data.digits import DIGITS_CLASS_NAMES
-from quantize.preprocess import Preprocessing
-from quantize.recipes import RECIPES, Recipe, TrainingStage, make_loss
-from quantize.registry import ModelSpec
-from quantize.train import CheckpointError, TrainConfig, load_checkpoint, train
+import bnn2fpga.quantize.registry as registry
+import bnn2fpga.quantize.train as train_mod
+from bnn2fpga.quantize.data.digits import DIGITS_CLASS_NAMES
+from bnn2fpga.quantize.preprocess import Preprocessing
+from bnn2fpga.quantize.recipes import RECIPES, Recipe, TrainingStage, make_loss
+from bnn2fpga.quantize.registry import ModelSpec
+from bnn2fpga.quantize.train import CheckpointError, TrainConfig, load_checkpoint, train
 
 NAME = "tiny-staged"
 REAL_LR, BINARY_LR = 5e-3, 2e-3
@@ -343,7 +343,7 @@ def test_load_checkpoint_restores_the_stage(straight):
     real, _ = load_checkpoint(out / "best-real.pt")
     assert real.stage == "real" and [name for name, _ in real.entered] == ["real"]
     # Export loads through load_checkpoint, so an exported model is in its stage too.
-    from quantize.export import load_for_export
+    from bnn2fpga.quantize.export import load_for_export
 
     exported, info = load_for_export(NAME, out / "best.pt")
     assert exported.stage == "binary" and info["trained"]
@@ -419,7 +419,7 @@ def test_model_without_the_hook_is_a_clear_error(tmp_path, straight):
 
 
 def test_cli_train_shows_the_stages(tmp_path, capfd):
-    from flows.cli import main
+    from bnn2fpga.flows.cli import main
 
     code = main(["train", NAME, "--dataset", "digits", "--epochs", "1", "--limit", "120",
                  "--out", str(tmp_path)])

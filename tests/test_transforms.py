@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from flows import finn_env
+from bnn2fpga.hw import finn_env
 
 finn_env.prepare()
 
@@ -26,9 +26,9 @@ from qonnx.core.onnx_exec import execute_onnx  # noqa: E402
 from qonnx.util.basic import get_by_name  # noqa: E402
 from qonnx.util.cleanup import cleanup_model  # noqa: E402
 
-from flows.transforms.absorb_bipolar_pad import AbsorbBipolarPadIntoConv  # noqa: E402
-from flows.transforms.hoist_input_quant import HoistInputQuantToHost, InputQuantSpec  # noqa: E402
-from quantize import layers  # noqa: E402
+from bnn2fpga.flows.transforms.absorb_bipolar_pad import AbsorbBipolarPadIntoConv  # noqa: E402
+from bnn2fpga.flows.transforms.hoist_input_quant import HoistInputQuantToHost, InputQuantSpec  # noqa: E402
+from bnn2fpga.quantize import layers  # noqa: E402
 
 
 # Small tensors: one torch thread is faster, and much faster when the CPUs are shared.

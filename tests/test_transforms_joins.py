@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper
 
-from flows import finn_env
+from bnn2fpga.hw import finn_env
 
 finn_env.prepare()
 
@@ -17,13 +17,13 @@ from qonnx.transformation.infer_datatypes import InferDataTypes  # noqa: E402
 from qonnx.transformation.infer_shapes import InferShapes  # noqa: E402
 from qonnx.util.basic import qonnx_make_model  # noqa: E402
 
-from flows.transforms.absorb_threshold_chains import AbsorbThresholdChains  # noqa: E402
-from flows.transforms.explicit_split_sizes import ExplicitSplitSizes  # noqa: E402
-from flows.transforms.global_pool_to_acc_pool import GlobalPoolToAccPool  # noqa: E402
-from flows.transforms.infer_split_datatypes import InferSplitDataTypes  # noqa: E402
-from flows.transforms.merge_identical_splits import MergeIdenticalSplits  # noqa: E402
-from flows.transforms.move_transpose_past_avg_pool import MoveTransposePastQuantAvgPool  # noqa: E402
-from flows.transforms.split_before_thresholds import SplitBeforeThresholds  # noqa: E402
+from bnn2fpga.flows.transforms.absorb_threshold_chains import AbsorbThresholdChains  # noqa: E402
+from bnn2fpga.flows.transforms.explicit_split_sizes import ExplicitSplitSizes  # noqa: E402
+from bnn2fpga.flows.transforms.global_pool_to_acc_pool import GlobalPoolToAccPool  # noqa: E402
+from bnn2fpga.flows.transforms.infer_split_datatypes import InferSplitDataTypes  # noqa: E402
+from bnn2fpga.flows.transforms.merge_identical_splits import MergeIdenticalSplits  # noqa: E402
+from bnn2fpga.flows.transforms.move_transpose_past_avg_pool import MoveTransposePastQuantAvgPool  # noqa: E402
+from bnn2fpga.flows.transforms.split_before_thresholds import SplitBeforeThresholds  # noqa: E402
 
 RNG = np.random.default_rng(0)
 

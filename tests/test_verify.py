@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from flows.config import make_config
-from flows.runner import model_file, run_build
-from flows.verify import brevitas_reference, make_inputs, verify_build
+from bnn2fpga.flows.config import make_config
+from bnn2fpga.flows.runner import model_file, run_build
+from bnn2fpga.flows.verify import brevitas_reference, make_inputs, verify_build
 
 
 def _inputs(result, n=3):
@@ -75,7 +75,7 @@ def test_non_zoo_qonnx_is_bit_exact_against_its_brevitas_model(tmp_path):
     from brevitas.nn import QuantIdentity
     from brevitas.quant.scaled_int import Int8ActPerTensorFloat
 
-    from quantize import layers
+    from bnn2fpga.quantize import layers
 
     class InputQ(Int8ActPerTensorFloat):
         scaling_impl_type = ScalingImplType.CONST

@@ -26,7 +26,7 @@ class AbsorbThresholdChains(Transformation):
         from qonnx.transformation.batchnorm_to_affine import BatchNormToAffine
         from qonnx.transformation.infer_shapes import InferShapes
 
-        from flows.transforms.absorb_prelu import AbsorbPReLUIntoMultiThreshold
+        from bnn2fpga.flows.transforms.absorb_prelu import AbsorbPReLUIntoMultiThreshold
 
         if not any(n.op_type == "PRelu" for n in model.graph.node):
             return model, False

@@ -7,7 +7,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
 from qonnx.util.basic import get_by_name
 
-from hw.finn_ops.channel_permute import DOMAIN
+from bnn2fpga.hw.finn_ops.channel_permute import DOMAIN
 
 
 def _reshape_target(model: ModelWrapper, node, in_shape: tuple) -> tuple | None:

@@ -6,7 +6,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
 from qonnx.util.basic import get_by_name
 
-from flows.errors import UserError
+from bnn2fpga.errors import UserError
 
 
 class ExplicitConvKernelShape(Transformation):

@@ -29,7 +29,9 @@ class FoldChannelPermute(Transformation):
 
     def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
         """Fold every ChannelPermute layer; never asks to be re-run."""
-        import hw.finn_ops  # noqa: F401 - the op must be registered to be inspected
+        from bnn2fpga.hw.finn_ops import register
+
+        register()
 
         layers = [n for n in model.graph.node if _is_permute_layer(n)]
         if not layers:

@@ -80,7 +80,7 @@ class GlobalPoolToAccPool(Transformation):
         from qonnx.transformation.infer_datatypes import InferDataTypes
 
         model = model.transform(InferShapes()).transform(InferDataTypes())
-        from flows.transforms.fixpoint import apply_until_stable
+        from bnn2fpga.flows.transforms.fixpoint import apply_until_stable
 
         return apply_until_stable(model, _scale_moves()), False
 

@@ -8,7 +8,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
 from qonnx.util.basic import get_by_name
 
-from quantize.input_quant import ROUNDING, InputQuantSpec
+from bnn2fpga.quantize.input_quant import ROUNDING, InputQuantSpec
 
 __all__ = ["HoistInputQuantToHost", "InputQuantSpec"]
 

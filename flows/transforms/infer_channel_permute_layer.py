@@ -6,7 +6,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.base import Transformation
 
-from flows.transforms.move_transpose_past_channel_permute import is_channel_permute
+from bnn2fpga.flows.transforms.move_transpose_past_channel_permute import is_channel_permute
 
 HW_DOMAIN = "finn.custom_op.fpgadataflow"
 
@@ -24,7 +24,9 @@ class InferChannelPermuteLayer(Transformation):
 
     def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
         """Convert every eligible node; one pass converts all."""
-        import hw.finn_ops  # noqa: F401 - registers the HW and RTL ops with FINN
+        from bnn2fpga.hw.finn_ops import register
+
+        register()
 
         changed = False
         for idx, node in enumerate(list(model.graph.node)):

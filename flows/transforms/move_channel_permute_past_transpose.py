@@ -6,7 +6,7 @@ from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.base import Transformation
 from qonnx.util.basic import get_by_name
 
-from flows.transforms.move_transpose_past_channel_permute import is_channel_permute
+from bnn2fpga.flows.transforms.move_transpose_past_channel_permute import is_channel_permute
 
 
 class MoveChannelPermutePastTranspose(Transformation):

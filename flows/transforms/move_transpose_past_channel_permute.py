@@ -6,12 +6,12 @@ from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.base import Transformation
 from qonnx.util.basic import get_by_name
 
-from hw.finn_ops.channel_permute import DOMAIN
+from bnn2fpga.hw.finn_ops.channel_permute import DOMAINS
 
 
 def is_channel_permute(node) -> bool:
     """Whether ``node`` is our generic ChannelPermute."""
-    return node is not None and node.op_type == "ChannelPermute" and node.domain == DOMAIN
+    return node is not None and node.op_type == "ChannelPermute" and node.domain in DOMAINS
 
 
 class MoveTransposePastChannelPermute(Transformation):

@@ -17,8 +17,8 @@ def _moves() -> list:
         MoveTransposePastSplit,
     )
 
-    from flows.transforms.move_transpose_past_avg_pool import MoveTransposePastQuantAvgPool
-    from flows.transforms.move_transpose_past_channel_permute import MoveTransposePastChannelPermute
+    from bnn2fpga.flows.transforms.move_transpose_past_avg_pool import MoveTransposePastQuantAvgPool
+    from bnn2fpga.flows.transforms.move_transpose_past_channel_permute import MoveTransposePastChannelPermute
 
     return [
         MoveTransposePastFork(), MoveTransposePastSplit(), MoveTransposePastChannelPermute(),
@@ -43,6 +43,6 @@ class StreamlineLayouts(Transformation):
         """Apply the moves until nothing changes; never asks to be re-run."""
         if not any(n.op_type in ("Split", "Concat", "ChannelPermute") for n in model.graph.node):
             return model, False
-        from flows.transforms.fixpoint import apply_until_stable
+        from bnn2fpga.flows.transforms.fixpoint import apply_until_stable
 
         return apply_until_stable(model, _moves()), False

@@ -60,7 +60,7 @@ class StreamlineResiduals(Transformation):
         if not join_adds(model):
             return model, False
         from finn.transformation.streamline.round_thresholds import RoundAndClipThresholds
-        from flows.transforms.fixpoint import apply_until_stable
+        from bnn2fpga.flows.transforms.fixpoint import apply_until_stable
 
         model = apply_until_stable(model, _moves())
         # Thresholds that now see integer inputs are rounded as FINN's streamlining does.

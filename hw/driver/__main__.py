@@ -21,10 +21,17 @@ def _default_package() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
+#: The build side's simulated accelerator, found by name: the driver depends on no build code
+#: (it runs on the board with numpy alone); off the board the installed bnn2fpga provides it.
+SIMULATOR_MODULE = "bnn2fpga.flows.simulated_accelerator"
+
+
 def _simulated(build_dir: str):
     # The only place the board side may reach into the build side, and only when asked.
+    import importlib
+
     try:
-        from flows.simulated_accelerator import SimulatedAccelerator
+        SimulatedAccelerator = importlib.import_module(SIMULATOR_MODULE).SimulatedAccelerator  # noqa: N806
     except ImportError:
         raise DriverError("--simulate needs the bnn2fpga build environment (run with the project's "
                           ".venv/bin/python)") from None

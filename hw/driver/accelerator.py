@@ -1,7 +1,7 @@
 """Accelerators behind one interface: bytes in, bytes out, a batch at a time.
 
 ``PynqAccelerator`` drives the bitstream on a PYNQ board. Off the board the build side
-provides ``flows.simulated_accelerator.SimulatedAccelerator``, which executes the same
+provides ``bnn2fpga.flows.simulated_accelerator.SimulatedAccelerator``, which executes the same
 dataflow model in FINN, so everything above this interface is tested without hardware.
 """
 from __future__ import annotations

@@ -1,25 +1,34 @@
-"""Our FINN custom ops, registered with FINN/QONNX on import, and the switch that selects them.
+"""Our FINN custom ops, their registration with FINN/QONNX, and the switch that selects them.
 
-Import this module before loading a model that uses them (the verify ladder does).
+Call :func:`register` before loading a model that uses them (``bnn2fpga.flows.ops.prepare``
+does, for every flow entry point).
 """
 from __future__ import annotations
 
 from qonnx.transformation.base import Transformation
 
-from hw.finn_ops.channel_permute import DOMAIN as GENERAL_DOMAIN
-from hw.finn_ops.channel_permute import ChannelPermute
-from hw.finn_ops.channel_permute_hw import ChannelPermute as ChannelPermuteHW
-from hw.finn_ops.channel_permute_rtl import ChannelPermute_rtl
-from hw.finn_ops.mvau_xnor_rtl import MVAUXnor, MVAUXnor_rtl
+from bnn2fpga.hw.finn_ops.channel_permute import DOMAIN as GENERAL_DOMAIN
+from bnn2fpga.hw.finn_ops.channel_permute import LEGACY_DOMAIN
+from bnn2fpga.hw.finn_ops.channel_permute import ChannelPermute
+from bnn2fpga.hw.finn_ops.channel_permute_hw import ChannelPermute as ChannelPermuteHW
+from bnn2fpga.hw.finn_ops.channel_permute_rtl import ChannelPermute_rtl
+from bnn2fpga.hw.finn_ops.mvau_xnor_rtl import MVAUXnor, MVAUXnor_rtl
 
 RTL_DOMAIN = "finn.custom_op.fpgadataflow.rtl"
 HW_DOMAIN = "finn.custom_op.fpgadataflow"
 
 
-def _register() -> None:
+_registered = False
+
+
+def register() -> None:
+    """Make our op types known to FINN's and QONNX's registries (idempotent)."""
+    global _registered
+    if _registered:
+        return
     import finn.custom_op.fpgadataflow as hw
     import finn.custom_op.fpgadataflow.rtl as rtl
-    from qonnx.custom_op.registry import add_op_to_domain
+    from qonnx.custom_op.registry import add_domain_alias, add_op_to_domain
 
     # FINN's flows recognise RTL nodes by this exact domain, so the op joins FINN's
     # RTL module; the generic twin lets DespecializeForPython strip the suffix.
@@ -33,9 +42,10 @@ def _register() -> None:
     add_op_to_domain(RTL_DOMAIN, ChannelPermute_rtl)
     add_op_to_domain(HW_DOMAIN, ChannelPermuteHW)
     add_op_to_domain(GENERAL_DOMAIN, ChannelPermute)
-
-
-_register()
+    # ONNX files saved before the bnn2fpga namespace name the domain by its old module path.
+    add_domain_alias(LEGACY_DOMAIN, GENERAL_DOMAIN)
+    add_op_to_domain(LEGACY_DOMAIN, ChannelPermute)
+    _registered = True
 
 
 class UseXnorRTL(Transformation):
@@ -55,7 +65,7 @@ class UseXnorRTL(Transformation):
         """Rewrite op type, domain and memory mode of eligible MVAU_hls nodes."""
         from qonnx.custom_op.registry import getCustomOp
 
-        from hw.rtlgen.from_finn import Unsupported, mvtu_from_node
+        from bnn2fpga.hw.rtlgen.from_finn import Unsupported, mvtu_from_node
 
         for node in model.graph.node:
             if node.op_type != "MVAU_hls":

@@ -5,7 +5,9 @@ lowers convolutions; the last axis for NHWC, after). It stands for a ShuffleNet-
 channel shuffle (Reshape -> Transpose -> Reshape in torch's export, see
 flows/transforms/channel_shuffle_to_permute.py), which FINN cannot stream, and becomes
 the hardware layer of the same name (hw/finn_ops/channel_permute_hw.py).
-Domain: ``hw.finn_ops.general`` (the module that lists it, so QONNX finds it by domain).
+Domain: ``bnn2fpga.hw.finn_ops.general`` (the module that lists it, so QONNX finds it by
+domain). Models saved before the project had one namespace say ``hw.finn_ops.general``;
+:func:`bnn2fpga.hw.finn_ops.register` maps that name here, so those files still load.
 """
 from __future__ import annotations
 
@@ -13,7 +15,10 @@ import numpy as np
 from onnx import helper
 from qonnx.custom_op.base import CustomOp
 
-DOMAIN = "hw.finn_ops.general"
+DOMAIN = "bnn2fpga.hw.finn_ops.general"
+#: The domain stored in ONNX files written before the move into the bnn2fpga namespace.
+LEGACY_DOMAIN = "hw.finn_ops.general"
+DOMAINS = (DOMAIN, LEGACY_DOMAIN)
 
 
 class ChannelPermute(CustomOp):

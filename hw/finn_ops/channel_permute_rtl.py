@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
 
-from hw.finn_ops.channel_permute_hw import ChannelPermute
-from hw.finn_ops.rtl_layer import OurRTLLayer
+from bnn2fpga.hw.finn_ops.channel_permute_hw import ChannelPermute
+from bnn2fpga.hw.finn_ops.rtl_layer import OurRTLLayer
 
 
 class ChannelPermute_rtl(OurRTLLayer, ChannelPermute, RTLBackend):
@@ -34,9 +34,9 @@ class ChannelPermute_rtl(OurRTLLayer, ChannelPermute, RTLBackend):
     def _execute_verilator(self, context):
         import numpy as np
 
-        from hw.rtlgen.channel_permute import layer_from_op
-        from hw.sim.graph_sim import decode, encode
-        from hw.sim.layer_sim import simulate
+        from bnn2fpga.hw.rtlgen.channel_permute import layer_from_op
+        from bnn2fpga.hw.sim.graph_sim import decode, encode
+        from bnn2fpga.hw.sim.layer_sim import simulate
 
         node, dt = self.onnx_node, self.get_input_datatype()
         simd = int(self.get_nodeattr("SIMD"))
@@ -48,6 +48,6 @@ class ChannelPermute_rtl(OurRTLLayer, ChannelPermute, RTLBackend):
 
     def layer_rtl(self, model, out):
         """The wrapper around channel_permute.sv for this node's attributes."""
-        from hw.rtlgen.channel_permute import layer_from_op
+        from bnn2fpga.hw.rtlgen.channel_permute import layer_from_op
 
         return layer_from_op(self)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from finn.custom_op.fpgadataflow.matrixvectoractivation import MVAU
 from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
 
-from hw.finn_ops.rtl_layer import OurRTLLayer
+from bnn2fpga.hw.finn_ops.rtl_layer import OurRTLLayer
 
 
 class _EstimateView:
@@ -98,8 +98,8 @@ class MVAUXnor_rtl(OurRTLLayer, MVAU, RTLBackend):
         import numpy as np
         from qonnx.core.modelwrapper import ModelWrapper
 
-        from hw.sim.graph_sim import decode, encode
-        from hw.sim.layer_sim import simulate
+        from bnn2fpga.hw.sim.graph_sim import decode, encode
+        from bnn2fpga.hw.sim.layer_sim import simulate
 
         node = self.onnx_node
         m = self._mvtu(ModelWrapper(self._model_for(context)))
@@ -122,7 +122,7 @@ class MVAUXnor_rtl(OurRTLLayer, MVAU, RTLBackend):
         return qonnx_make_model(g)
 
     def _mvtu(self, model):
-        from hw.rtlgen.from_finn import mvtu_from_node
+        from bnn2fpga.hw.rtlgen.from_finn import mvtu_from_node
 
         return mvtu_from_node(model, self.onnx_node)
 

@@ -43,7 +43,7 @@ class OurRTLLayer:
         SystemVerilog from hw/rtl, one file for every layer (as FINN's RTL ops use
         finn-rtllib): a project given a copy per layer would define each module many times.
         """
-        from hw.rtlgen.base import RTL_DIR
+        from bnn2fpga.hw.rtlgen.base import RTL_DIR
 
         top = self.get_nodeattr("gen_top_module") or self.onnx_node.name
         if not abspath:

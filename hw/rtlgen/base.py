@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hw.sim.streams import padded
+from bnn2fpga.hw.rtlgen.streams import padded
 
 RTL_DIR = Path(__file__).resolve().parents[1] / "rtl"
 

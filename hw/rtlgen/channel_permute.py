@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hw.rtlgen.base import RTL_DIR, LayerRTL, VerilogLiteral, stream_wrapper
+from bnn2fpga.hw.rtlgen.base import RTL_DIR, LayerRTL, VerilogLiteral, stream_wrapper
 
 
 def idx_bits(channels: int) -> int:

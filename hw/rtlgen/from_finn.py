@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from hw.rtlgen.base import (RTL_DIR, LayerRTL, Unsupported, finn_stream_info, hex_lines, pad_assign,  # noqa: F401
+from bnn2fpga.hw.rtlgen.base import (RTL_DIR, LayerRTL, Unsupported, finn_stream_info, hex_lines, pad_assign,  # noqa: F401
                             stream_module, stream_wrapper)
-from hw.rtlgen.channel_permute import permute_layer
-from hw.rtlgen.joins import concat_layer, split_layer
-from hw.rtlgen.pools import global_accpool_layer, sum_pool_layer
-from hw.rtlgen.mvtu import MVTU, signed_bits
+from bnn2fpga.hw.rtlgen.channel_permute import permute_layer
+from bnn2fpga.hw.rtlgen.joins import concat_layer, split_layer
+from bnn2fpga.hw.rtlgen.pools import global_accpool_layer, sum_pool_layer
+from bnn2fpga.hw.rtlgen.mvtu import MVTU, signed_bits
 
 FPGA_PART = "xc7z020clg400-1"
 
@@ -161,7 +161,7 @@ def finn_rtl_layer(model, node, workdir: Path, mem_dir: Path | None = None) -> L
     """FMPadding / ConvolutionInputGenerator / Thresholding through FINN's RTL generate_hdl."""
     from qonnx.custom_op.registry import getCustomOp
 
-    from flows import finn_env
+    from bnn2fpga.hw import finn_env
 
     finn_env.prepare()
     rtl = copy.deepcopy(node)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hw.rtlgen.base import RTL_DIR, LayerRTL, Unsupported, finn_inst, finn_stream_info, pad_assign, stream_module
+from bnn2fpga.hw.rtlgen.base import RTL_DIR, LayerRTL, Unsupported, finn_inst, finn_stream_info, pad_assign, stream_module
 
 
 def folds_literal(channels, simd: int, name: str) -> str:

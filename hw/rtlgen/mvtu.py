@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hw.rtlgen.base import RTL_DIR, LayerRTL, bits_to_int, hex_lines, stream_wrapper
+from bnn2fpga.hw.rtlgen.base import RTL_DIR, LayerRTL, bits_to_int, hex_lines, stream_wrapper
 
 
 def signed_bits(lo: int, hi: int) -> int:

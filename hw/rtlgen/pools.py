@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hw.rtlgen.base import RTL_DIR, LayerRTL, Unsupported, finn_inst, finn_stream_info, stream_wrapper
+from bnn2fpga.hw.rtlgen.base import RTL_DIR, LayerRTL, Unsupported, finn_inst, finn_stream_info, stream_wrapper
 
 
 def quant_avg_shift(in_bits: int, out_bits: int, k: int) -> int:

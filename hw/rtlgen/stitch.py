@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from hw.rtlgen.base import RTL_DIR, LayerRTL
-from hw.sim.streams import padded
+from bnn2fpga.hw.rtlgen.base import RTL_DIR, LayerRTL
+from bnn2fpga.hw.rtlgen.streams import padded
 
 FIFO_DEPTH = 256
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from hw.rtlgen.base import LayerRTL
-from hw.rtlgen.from_finn import Unsupported, base_op, layer_for, stream_inputs
-from hw.rtlgen.stitch import FIFO_DEPTH, Edge, stitched_layer
-from hw.sim import verilator
-from hw.sim.streams import pack, unpack
-from hw.sim.testbench import Ports
+from bnn2fpga.hw.rtlgen.base import LayerRTL
+from bnn2fpga.hw.rtlgen.from_finn import Unsupported, base_op, layer_for, stream_inputs
+from bnn2fpga.hw.rtlgen.stitch import FIFO_DEPTH, Edge, stitched_layer
+from bnn2fpga.hw.sim import verilator
+from bnn2fpga.hw.rtlgen.streams import pack, unpack
+from bnn2fpga.hw.sim.testbench import Ports
 
 TOP = "bnn_top"
 
@@ -178,7 +178,7 @@ def measure_layers(model, design: Design, frames: int = 3, jobs: int = 2) -> lis
 
     Random inputs of the layer's input type; every layer compiles separately (cached).
     """
-    from hw.sim.layer_sim import compile_layer, simulate
+    from bnn2fpga.hw.sim.layer_sim import compile_layer, simulate
 
     rng = np.random.default_rng(0)
     rows = []

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from hw.rtlgen.base import LayerRTL
-from hw.sim import verilator
-from hw.sim.streams import pack, unpack
-from hw.sim.testbench import Ports
+from bnn2fpga.hw.rtlgen.base import LayerRTL
+from bnn2fpga.hw.sim import verilator
+from bnn2fpga.hw.rtlgen.streams import pack, unpack
+from bnn2fpga.hw.sim.testbench import Ports
 
 
 @dataclass

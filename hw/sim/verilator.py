@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hw.sim.testbench import Ports, testbench_cpp
+from bnn2fpga.hw.sim.testbench import Ports, testbench_cpp
 
 REPO = Path(__file__).resolve().parents[2]
 RTL_DIR = REPO / "hw" / "rtl"

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from hw.rtlgen.base import LayerRTL
+from bnn2fpga.hw.rtlgen.base import LayerRTL
 
 # LUTs a 7-series LUTRAM/SRL primitive occupies.
 _LUTRAM_LUTS = {"RAM32X1S": 1, "RAM32X1D": 2, "RAM64X1S": 1, "RAM64X1D": 2, "RAM128X1S": 2, "RAM128X1D": 4,

@@ -8,6 +8,7 @@ where, or not what, the loader expects.
 
 from __future__ import annotations
 
+from bnn2fpga.errors import UserError
 import os
 import pickle
 import stat
@@ -32,7 +33,7 @@ __all__ = [
 SPLITS = ("train", "test")
 
 
-class DatasetError(Exception):
+class DatasetError(UserError):
     """A dataset folder or file is missing or in the wrong format.
 
     The message is one line naming the path and what is missing or wrong.

@@ -49,10 +49,10 @@ import torch.nn as nn
 from brevitas.nn import QuantConv2d, QuantLinear, QuantReLU
 from brevitas.quant.fixed_point import Int8WeightPerTensorFixedPoint, Uint8ActPerTensorFixedPoint
 
-from quantize import layers
-from quantize.preprocess import Preprocessing
-from quantize.recipes import Recipe, register_recipe
-from quantize.registry import ModelSpec, register
+from bnn2fpga.quantize import layers
+from bnn2fpga.quantize.preprocess import Preprocessing
+from bnn2fpga.quantize.recipes import Recipe, register_recipe
+from bnn2fpga.quantize.registry import ModelSpec, register
 
 CIFAR10_CLASS_NAMES = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",

@@ -25,11 +25,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from quantize import layers
-from quantize.data.gtsrb import GTSRB_CLASS_NAMES
-from quantize.data.idx import MNIST_CLASS_NAMES
-from quantize.preprocess import Preprocessing
-from quantize.registry import ModelSpec, register
+from bnn2fpga.quantize import layers
+from bnn2fpga.quantize.data.gtsrb import GTSRB_CLASS_NAMES
+from bnn2fpga.quantize.data.idx import MNIST_CLASS_NAMES
+from bnn2fpga.quantize.preprocess import Preprocessing
+from bnn2fpga.quantize.registry import ModelSpec, register
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,11 @@ from brevitas.core.scaling import ScalingImplType
 from brevitas.nn import QuantIdentity, QuantLinear
 from brevitas.quant.scaled_int import Int8ActPerTensorFloat
 
-from quantize import layers
-from quantize.data.folders import GARBAGE_CLASS_NAMES
-from quantize.preprocess import Preprocessing
-from quantize.recipes import Recipe, register_recipe
-from quantize.registry import ModelSpec, register
+from bnn2fpga.quantize import layers
+from bnn2fpga.quantize.data.folders import GARBAGE_CLASS_NAMES
+from bnn2fpga.quantize.preprocess import Preprocessing
+from bnn2fpga.quantize.recipes import Recipe, register_recipe
+from bnn2fpga.quantize.registry import ModelSpec, register
 
 #: alpha's range (paper eq. 5) and initial value.
 ALPHA_MIN, ALPHA_MAX, ALPHA_INIT = 0.1, 2.0, 0.5

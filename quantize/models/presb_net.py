@@ -47,11 +47,11 @@ from brevitas.quant.fixed_point import Int8WeightPerTensorFixedPoint
 from brevitas.quant.scaled_int import TruncTo8bit
 from brevitas.quant_tensor import QuantTensor
 
-from quantize import layers
-from quantize.models.dra_bnn import residual_quant
-from quantize.preprocess import Preprocessing
-from quantize.recipes import Recipe, TrainingStage, register_recipe
-from quantize.registry import ModelSpec, register
+from bnn2fpga.quantize import layers
+from bnn2fpga.quantize.models.dra_bnn import residual_quant
+from bnn2fpga.quantize.preprocess import Preprocessing
+from bnn2fpga.quantize.recipes import Recipe, TrainingStage, register_recipe
+from bnn2fpga.quantize.registry import ModelSpec, register
 
 # CIFAR-100's fine labels in label order (the dataset's meta file).
 CIFAR100_CLASS_NAMES = (

@@ -24,8 +24,8 @@ def prepare(scratch: str | Path | None = None) -> Path:
       :func:`detect_tools` finding Vivado.
     * FINN writes caches under ``$HOME/.finn``; a read-only home gets a temp one.
     * FINN's global settings must be initialised before most calls.
-    * Our FINN ops (``hw.finn_ops``, e.g. MVAUXnor_rtl) must be registered before a
-      model using them is analysed or executed, in whatever process loads it.
+    Our op types are registered by ``bnn2fpga.hw.finn_ops.register`` (the flow calls it
+    right after this), not here: this module sits below them.
     """
     global _prepared
     build_dir = Path(
@@ -46,7 +46,6 @@ def prepare(scratch: str | Path | None = None) -> Path:
 
         settings.initialize_dummy_settings()
         _prepared = True
-        import hw.finn_ops  # noqa: F401 - registers our op types with FINN and QONNX
     return build_dir
 
 

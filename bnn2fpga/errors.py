@@ -1,4 +1,9 @@
-"""Errors a user can act on: the CLI prints their one-line message and exits non-zero."""
+"""The one root of the errors a user can act on, with the exit code on the class.
+
+Every layer raises these (or subclasses of them); the CLI prints the one-line message
+and exits with ``exit_code``. Anything else that escapes is a bug (exit 1). The board
+driver (``bnn2fpga.hw.driver``) keeps its own root: it runs on the board without this package.
+"""
 from __future__ import annotations
 
 

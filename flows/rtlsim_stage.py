@@ -46,24 +46,25 @@ def _apply(part, xs: np.ndarray) -> np.ndarray:
 def rtlsim_stage(build, host_x: np.ndarray, ref: np.ndarray | None, kinds: list[str],
                  log: Callable[[str], None] = print):
     """Run the stage; returns a flows.verify.StageResult ("not run" with the reason when it cannot)."""
-    from flows import finn_env
-    from flows.runner import model_file
-    from flows.verify import StageResult, _compare
-    from hw.rtlgen.from_finn import Unsupported, unsupported
-    from hw.sim import verilator
-    from hw.sim.graph_sim import build_design, run_frames
+    from bnn2fpga.flows import ops
+    from bnn2fpga.hw import finn_env
+    from bnn2fpga.flows.runner import model_file
+    from bnn2fpga.flows.steps import FOLDED_MODEL_STEP
+    from bnn2fpga.flows.compare import StageResult, compare
+    from bnn2fpga.hw.rtlgen.from_finn import Unsupported, unsupported
+    from bnn2fpga.hw.sim import verilator
+    from bnn2fpga.hw.sim.graph_sim import build_design, run_frames
 
     missing = verilator.missing_tools()
     if missing:
         return StageResult(STAGE, "not run", f"needs {' and '.join(missing)}")
-    path = model_file(build.out_dir, "minimize_bit_width")
+    path = model_file(build.out_dir, FOLDED_MODEL_STEP)
     parent_path = build.out_dir / "dataflow_parent.onnx"
     if not path.exists() or not parent_path.exists():
         return StageResult(STAGE, "not run", "build stopped before 'minimize_bit_width'")
     if ref is None:
         return StageResult(STAGE, "not run", "no reference output to compare with")
-    finn_env.prepare()
-    import hw.finn_ops  # noqa: F401 - registers our RTL op types so graphs using them load
+    ops.prepare()
     from qonnx.core.modelwrapper import ModelWrapper
 
     model = ModelWrapper(str(path))
@@ -92,7 +93,7 @@ def rtlsim_stage(build, host_x: np.ndarray, ref: np.ndarray | None, kinds: list[
         return StageResult(STAGE, "mismatch", f"RTL simulation did not finish: {e}", 0, len(host_x))
     finally:
         design.close()
-    res = _compare(STAGE, ref, out, kinds)
+    res = compare(STAGE, ref, out, kinds)
     est = max(layer.exp_cycles for layer in design.layers)
     cpf = f"{run.cycles_per_frame:,.0f}" if run.cycles_per_frame else "?"
     res.detail += (f"; {len(design.layers)} layers stitched, {cpf} cycles/frame measured "
