@@ -1,7 +1,13 @@
 """Shared fixtures: one Vivado-free build of the smallest zoo model, reused by many tests; one torch thread."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
+
+# Test files live in folders mirroring the packages; the shared helpers (tool_markers.py) stay here.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 @pytest.fixture(scope="session")
@@ -33,3 +39,16 @@ def finn_ready():
     from bnn2fpga.flows import ops
 
     ops.prepare()
+
+
+# Folders whose every test builds or simulates a whole network (minutes, not seconds).
+_SLOW_FOLDERS = ("quantize/models", "hw/rtlgen")
+
+
+def pytest_collection_modifyitems(config, items):
+    """``slow``: a test that needs a whole-network build (the shared one or its own)."""
+    here = Path(__file__).resolve().parent
+    for item in items:
+        rel = Path(str(item.fspath)).resolve().relative_to(here).as_posix()
+        if "mnist_build" in getattr(item, "fixturenames", ()) or rel.startswith(_SLOW_FOLDERS):
+            item.add_marker(pytest.mark.slow)

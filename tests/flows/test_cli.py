@@ -10,7 +10,7 @@ import pytest
 
 from bnn2fpga.flows.cli import main
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())
 VENV = Path(sys.executable).parent.parent
 
 

@@ -20,7 +20,7 @@ from bnn2fpga.flows.config import make_config
 from bnn2fpga.errors import UserError
 from bnn2fpga.flows.runner import model_file, run_build
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())
 DRIVER_SRC = ROOT / "hw" / "driver"
 SHARED = [ROOT / "quantize" / n for n in ("preprocess.py", "input_quant.py", "postprocess.py")]
 FAKE_HWH = ('<?xml version="1.0" encoding="UTF-8"?>\n<EDKSYSTEM NAME="top">'

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())
 DRIVER_SRC = ROOT / "hw" / "driver"
 SHARED = [ROOT / "quantize" / n for n in ("preprocess.py", "input_quant.py", "postprocess.py")]
 FAKE_HWH = ('<?xml version="1.0" encoding="UTF-8"?>\n<EDKSYSTEM NAME="top">'
