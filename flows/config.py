@@ -228,6 +228,11 @@ def make_config(
         if not isinstance(fold, dict):
             raise UserError(f"folding file {folding} must hold a JSON object of layer names, "
                             f"not {type(fold).__name__}")
+    if ckpt is not None:
+        # Read now, so a corrupt or foreign checkpoint fails before the build folder exists.
+        from bnn2fpga.quantize.train import load_checkpoint
+
+        load_checkpoint(Path(ckpt), model=model)
     if onnx is not None:
         onnx_external_files(Path(onnx))
         side = Path(onnx).with_suffix(SIDECAR_SUFFIX)

@@ -273,6 +273,14 @@ def check_folding_names(model, path: Path) -> None:
     for name, attrs in fold.items():
         if not isinstance(attrs, dict):
             raise UserError(f"folding file {path}: entry '{name}' must be an object of attributes")
+        for key in ("PE", "SIMD"):
+            v = attrs.get(key)
+            if key in attrs and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise UserError(f"folding file {path}: '{name}'.{key} must be a whole number >= 1, got {v!r}")
+        for key, v in attrs.items():
+            if key in ("ram_style", "ram_style_thresholds", "resType", "mem_mode", "impl_style") \
+                    and not isinstance(v, str):
+                raise UserError(f"folding file {path}: '{name}'.{key} must be a string, got {v!r}")
 
 
 def save_folding(model, path: Path) -> None:

@@ -97,6 +97,21 @@ def _intact(out: Path, step: str, digests: dict) -> str | None:
     return None
 
 
+def _drop_stale_outputs(out: Path, valid: int, names: list[str]) -> None:
+    """Remove the reports and the board package when the steps that wrote them are no longer valid.
+
+    A report or io_spec.json of an earlier design must never be shown for this one.
+    """
+    import shutil
+
+    from bnn2fpga.flows.package import remove_deploy
+
+    if valid <= names.index("estimate"):
+        shutil.rmtree(build_dir.report_dir(out), ignore_errors=True)
+    if valid <= names.index("package"):
+        remove_deploy(out)
+
+
 def run_build(cfg: BuildConfig, log: Callable[[str], None] = print, until: str | None = None) -> BuildResult:
     """Run (or resume) the build up to ``until`` (default: cfg.until, else every step)."""
     from qonnx.core.modelwrapper import ModelWrapper
@@ -113,16 +128,20 @@ def run_build(cfg: BuildConfig, log: Callable[[str], None] = print, until: str |
     names = [s.name for s in STEPS]
     last = names.index(until) if until else len(STEPS) - 1
 
-    # Reuse the longest prefix of steps whose keys match and whose saved models are intact.
-    reusable = 0
-    for s in STEPS[: last + 1]:
+    # The longest prefix of steps whose keys match and whose saved models are intact; the
+    # build reuses it up to ``until``. Outputs of steps after it describe another design.
+    valid = 0
+    for s in STEPS:
         if saved.get(s.name) != keys[s.name]:
             break
         problem = _intact(out, s.name, digests)
         if problem:
-            log(f"notice: {problem}; re-running from '{s.name}'")
+            if valid <= last:
+                log(f"notice: {problem}; re-running from '{s.name}'")
             break
-        reusable += 1
+        valid += 1
+    reusable = min(valid, last + 1)
+    _drop_stale_outputs(out, valid, names)
     done = names[:reusable]
     times = {k: v for k, v in state.get("times", {}).items() if k in done}
     info = state.get("info", {}) if reusable else {}

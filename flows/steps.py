@@ -118,12 +118,24 @@ def step_export(model, ctx: Context):
     except Exception as e:  # noqa: BLE001 - onnx raises DecodeError & co. for a corrupt file
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise UserError(f"cannot read ONNX file {src.onnx}: {msg}") from None
+    _check_class_names(proto, sidecar, src.sidecar)
     # Saving embeds the weights, so the build folder is self-contained.
     tmp = dst.with_name(dst.name + ".tmp")
     onnx.save(proto, str(tmp))
     tmp.replace(dst)
     ctx.info["sidecar"] = sidecar
     return ModelWrapper(str(dst))
+
+
+def _check_class_names(proto, sidecar: dict, path) -> None:
+    """A sidecar's class names must match the network's output size (when it is a score vector)."""
+    names = sidecar.get("class_names")
+    dims = [d.dim_value for d in proto.graph.output[0].type.tensor_type.shape.dim] if proto.graph.output else []
+    if names is None or len(dims) != 2 or dims[1] <= 1:
+        return
+    if len(names) != dims[1]:
+        raise UserError(f"sidecar {path}: 'class_names' has {len(names)} names but the network has "
+                        f"{dims[1]} outputs")
 
 
 def step_qonnx_to_finn(model, ctx: Context):

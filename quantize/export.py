@@ -98,6 +98,15 @@ def load_for_export(name: str, ckpt: Path | None) -> tuple[nn.Module, dict]:
     return model, {"trained": True, **{k: meta.get(k) for k in ("best_val_acc", "test_acc", "dataset", "epoch")}}
 
 
+def _own_sidecar(path: Path) -> dict | None:
+    """The sidecar an earlier export wrote at ``path``, or None (absent, or someone else's file)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) and data.get("format") == "qonnx" and "model" in data else None
+
+
 def export_qonnx(model: nn.Module, spec: ModelSpec, out: Path, info: dict | None = None) -> Exported:
     """Export ``model`` (eval mode) to ``out`` (.onnx) and write the sidecar next to it.
 
@@ -144,9 +153,14 @@ def export_qonnx(model: nn.Module, spec: ModelSpec, out: Path, info: dict | None
         for f in written:
             if (out.parent / f.name).is_dir():
                 raise ExportError(f"{out.parent / f.name}: is a directory; cannot write the export's file there")
+        previous = _own_sidecar(sidecar_path)
+        if sidecar_path.exists() and previous is None:
+            raise ExportError(f"{sidecar_path} exists and is not a sidecar of an earlier export; "
+                              "refusing to overwrite it (choose another --out)")
         stale = out.with_name(out.name + ".data")
-        if stale.name not in sidecar["onnx_files"] and stale.is_file():
-            stale.unlink()  # the external data of the file this export replaces
+        # Only the external data an earlier export of this path wrote (its sidecar lists it).
+        if previous and stale.name in previous.get("onnx_files", []) and stale.name not in sidecar["onnx_files"]:
+            stale.unlink(missing_ok=True)
         for f in written:
             shutil.move(str(f), out.parent / f.name)
     return Exported(onnx=out, sidecar=sidecar_path)

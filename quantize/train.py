@@ -148,6 +148,26 @@ class _Data:
 # --------------------------------------------------------------------------- public API
 
 
+#: Marks a folder as a training run's own, so a rerun may write into it and nothing else is touched.
+TRAIN_MARKER = ".bnn2fpga-train"
+
+
+def claim_out_dir(out: Path) -> None:
+    """Create (or accept) the training output folder; a file or a foreign non-empty folder is refused.
+
+    Runs made before the marker existed are recognised by their own files (last.pt, metrics.csv).
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise TrainConfigError(f"--out {out} is a file, not a folder")
+    ours = (out / TRAIN_MARKER).is_file() or (out / "last.pt").is_file() or (out / "metrics.csv").is_file()
+    if out.is_dir() and any(out.iterdir()) and not ours:
+        raise TrainConfigError(f"--out {out} is a folder that was not made by 'bnn2fpga train' and is not empty; "
+                               "refusing to write into it (give a new or empty folder)")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / TRAIN_MARKER).touch()
+
+
 def train(cfg: TrainConfig, log: Callable[[str], Any] = print) -> TrainResult:
     """Train ``cfg.model`` by its recipe, resuming from ``out_dir/last.pt`` if present.
 
@@ -160,7 +180,7 @@ def train(cfg: TrainConfig, log: Callable[[str], Any] = print) -> TrainResult:
     dataset = cfg.dataset or spec.dataset
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    claim_out_dir(cfg.out_dir)
     data = _load_data(spec, dataset, cfg.data_root, recipe, cfg.limit, log)
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     was_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()

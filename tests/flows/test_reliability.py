@@ -155,7 +155,7 @@ def test_external_data_that_is_not_a_regular_file_is_refused_at_once(tmp_path, k
         os.mkfifo(data)  # reading it would block for ever
     else:
         data.symlink_to("/dev/zero")  # hashing it would never end
-    code = f"from flows.config import make_config; make_config(onnx={str(src)!r}, out_dir={str(tmp_path / 'b')!r})"
+    code = f"from bnn2fpga.flows.config import make_config; make_config(onnx={str(src)!r}, out_dir={str(tmp_path / 'b')!r})"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode != 0
     assert ("symbolic link" if kind != "fifo" else "not a regular file") in res.stderr.splitlines()[-1]
@@ -299,3 +299,70 @@ def test_conv_without_kernel_shape_builds(tmp_path):
     onnx.save(proto, str(path))
     result = run_build(make_config(onnx=path, out_dir=tmp_path / "b", until="streamline"), **QUIET)
     assert "streamline" in result.done
+
+
+# --- found by hand on a clean clone (issue 15's probe) -------------------------------------
+
+
+def test_train_out_that_is_a_file_or_a_foreign_folder_is_exit_2(tmp_path, capsys):
+    afile = tmp_path / "afile.txt"
+    afile.write_text("x")
+    assert main(["train", "cbcnn-mnist", "--dataset", "digits", "--epochs", "1", "--out", str(afile)]) == 2
+    assert "is a file" in capsys.readouterr().err and afile.read_text() == "x"
+    mine = tmp_path / "td"
+    mine.mkdir()
+    (mine / "best.pt").write_text("my precious")
+    assert main(["train", "cbcnn-mnist", "--dataset", "digits", "--epochs", "1", "--out", str(mine)]) == 2
+    assert "not made by 'bnn2fpga train'" in capsys.readouterr().err
+    assert (mine / "best.pt").read_text() == "my precious"
+
+
+def test_export_keeps_a_users_files_beside_its_output(tmp_path, capsys):
+    (tmp_path / "k.onnx.data").write_text("data")
+    assert main(["export", "cbcnn-mnist", "--out", str(tmp_path / "k.onnx")]) == 0
+    assert (tmp_path / "k.onnx.data").read_text() == "data"
+    (tmp_path / "j.json").write_text('{"mine": true}')
+    assert main(["export", "cbcnn-mnist", "--out", str(tmp_path / "j.onnx")]) == 2
+    assert "not a sidecar of an earlier export" in capsys.readouterr().err
+    assert (tmp_path / "j.json").read_text() == '{"mine": true}'
+
+
+@pytest.mark.parametrize("value, needle", [(0, "whole number >= 1"), ("abc", "whole number >= 1"),
+                                           (-16, "whole number >= 1")])
+def test_folding_values_are_checked(mnist_build, tmp_path, capsys, value, needle):
+    cfg, _ = mnist_build
+    out = tmp_path / "b"
+    shutil.copytree(cfg.out_dir, out)
+    fold = json.loads((out / "folding.json").read_text())
+    fold[next(k for k in fold if k.startswith("MVAUXnor_rtl"))]["PE"] = value
+    (tmp_path / "f.json").write_text(json.dumps(fold))
+    assert main(["build", "cbcnn-mnist", "--out", str(out), "--folding", str(tmp_path / "f.json"),
+                 "--until", "estimate"]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "f.json" in err
+
+
+def test_sidecar_class_names_must_match_the_outputs(tmp_path, capsys):
+    src = _mlp_onnx(tmp_path / "u")  # 4 outputs
+    src.with_suffix(".json").write_text(json.dumps({"class_names": ["a", "b"]}))
+    assert main(["build", "--onnx", str(src), "--out", str(tmp_path / "b"), "--until", "export"]) == 2
+    assert "'class_names' has 2 names but the network has 4 outputs" in capsys.readouterr().err
+
+
+def test_another_design_in_the_same_folder_drops_the_old_report_and_package(mnist_build, tmp_path, capfd):
+    cfg, _ = mnist_build
+    out = tmp_path / "b"
+    shutil.copytree(cfg.out_dir, out)
+    assert (out / "report" / "report.json").exists() and (out / "deploy").exists()
+    assert main(["build", "--onnx", str(_mlp_onnx(tmp_path / "u")), "--out", str(out), "--until", "export"]) == 0
+    assert "estimate:" not in capfd.readouterr().out  # no figure of the old design is printed
+    report = json.loads((out / "report" / "report.json").read_text())
+    assert "performance" not in report and "layers" not in report  # only this build's step table
+    assert not (out / "deploy").exists()
+
+
+def test_a_corrupt_checkpoint_fails_before_the_build_folder_exists(tmp_path, capsys):
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    assert main(["build", "cbcnn-mnist", "--ckpt", str(junk), "--out", str(tmp_path / "bj")]) == 2
+    assert "junk.pt" in capsys.readouterr().err and not (tmp_path / "bj").exists()

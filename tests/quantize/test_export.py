@@ -269,6 +269,8 @@ def test_export_keeps_referenced_external_data_only(tmp_path, torch_model, monke
     monkeypatch.setattr(brevitas.export, "export_qonnx", _fake_exporter(location))
     # What an earlier export of the same file left: replaced, or removed if now unused.
     (tmp_path / "m.onnx.data").write_bytes(b"from an older export")
+    (tmp_path / "m.json").write_text(json.dumps({"format": "qonnx", "model": NAME,
+                                                 "onnx_files": ["m.onnx", "m.onnx.data"]}))
     result = export.export_qonnx(torch_model, get_spec(NAME), tmp_path / "m.onnx")
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == sorted(["m.json", "m.onnx", location])
@@ -285,7 +287,7 @@ def test_export_prints_no_warnings(tmp_path):
     script = (
         "import warnings, sys\n"
         "warnings.simplefilter('always')\n"
-        "from quantize.export import export_model\n"
+        "from bnn2fpga.quantize.export import export_model\n"
         "export_model('cbcnn-mnist', sys.argv[1])\n"
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
