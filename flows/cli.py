@@ -4,20 +4,41 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import sys
 import time
 from pathlib import Path
 
+from bnn2fpga.flows.config import DEFAULT_CEILING
+
+
+logger = logging.getLogger("bnn2fpga.cli")
+
 
 def _log(msg: str) -> None:
-    # FINN's own chatter is redirected to a log file during steps; ours goes to the terminal.
-    print(msg, file=sys.__stdout__, flush=True)
+    logger.info(msg)
+
+
+def _setup_logging(verbose: bool) -> None:
+    """Our loggers (``bnn2fpga.*``) print to the terminal; FINN's chatter goes to the build's finn.log.
+
+    The handler writes to the process' real stdout, so it stays on the terminal while a
+    build redirects sys.stdout into finn.log; it does not propagate to the root logger,
+    which that redirection captures.
+    """
+    root = logging.getLogger("bnn2fpga")
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    root.propagate = False
+    if not any(getattr(h, "_bnn2fpga", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.__stdout__)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._bnn2fpga = True
+        root.addHandler(handler)
 
 
 @contextlib.contextmanager
 def _finn_output_to(path: Path):
     """Send FINN's prints and warnings to ``path`` so the terminal shows our progress only."""
-    import logging
     import warnings
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -86,7 +107,7 @@ def cmd_train(args) -> int:
         out_dir=Path(args.out) if args.out else Path("build") / "train" / args.model,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, limit=args.limit,
     )
-    res = train(cfg, log=_log)
+    res = train(cfg)
     test = f", test accuracy {res.test_acc:.2%}" if res.test_acc is not None else ""
     _log(f"best checkpoint {res.checkpoint} (validation accuracy {res.best_val_acc:.2%}{test}, "
          f"{res.images_per_s:,.0f} images/s)")
@@ -113,7 +134,7 @@ def _config(args, until: str | None):
     check_until(until)
     return make_config(model=args.model, ckpt=args.ckpt, onnx=args.onnx, board=args.board,
                        fps=getattr(args, "fps", None), folding=getattr(args, "folding", None),
-                       ceiling=getattr(args, "ceiling", 0.85), out_dir=args.out, until=until,
+                       ceiling=getattr(args, "ceiling", DEFAULT_CEILING), out_dir=args.out, until=until,
                        binary_mvau=args.binary_mvau)
 
 
@@ -123,7 +144,7 @@ def _run(cfg, until):
 
     build_dir.claim(cfg.out_dir)  # before the log file, so the folder is marked as ours first
     with _finn_output_to(Path(cfg.out_dir) / build_dir.FINN_LOG):
-        return run_build(cfg, log=_log, until=until)
+        return run_build(cfg, until=until)
 
 
 def _summary(out_dir: Path) -> None:
@@ -175,12 +196,13 @@ def _warn_target_missed(info: dict) -> None:
         _log(f"warning: FPS target not reached: {missed}")
 
 
-def _steps_section(state: dict) -> list[dict]:
+def _steps_section(state: dict) -> list:
+    from bnn2fpga.flows.report_schema import StepRow
     from bnn2fpga.flows.steps import STEPS
 
     times = state.get("times", {})
-    return [{"name": s.name, "seconds": times.get(s.name), "status": "done" if s.name in times else "not run",
-             "detail": s.doc} for s in STEPS]
+    return [StepRow(name=s.name, seconds=times.get(s.name), status="done" if s.name in times else "not run",
+                    detail=s.doc) for s in STEPS]
 
 
 def _real_inputs(args, spec_name: str | None, n: int):
@@ -274,6 +296,7 @@ def parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     ap = argparse.ArgumentParser(prog="bnn2fpga", description="Binarized neural networks to FINN accelerators on Zynq boards.")
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
+    ap.add_argument("-v", "--verbose", action="store_true", help="show debug messages of bnn2fpga's loggers")
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     p = sub.add_parser("models", help="list the model zoo")
@@ -305,7 +328,8 @@ def parser() -> argparse.ArgumentParser:
     _source_args(p)
     p.add_argument("--fps", type=float, help="target frames per second (FINN's SetFolding)")
     p.add_argument("--folding", help="folding JSON to apply (e.g. a previous build's folding.json)")
-    p.add_argument("--ceiling", type=float, default=0.85, help="max share of LUT/BRAM/DSP for the search (0.85)")
+    p.add_argument("--ceiling", type=float, default=DEFAULT_CEILING,
+                   help=f"max share of LUT/BRAM/DSP for the search ({DEFAULT_CEILING})")
     p.add_argument("--until", help="stop after this step")
     p.set_defaults(fn=cmd_build)
 
@@ -333,6 +357,7 @@ def _check_source(args) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors become one line on stderr and their class's exit code."""
     args = parser().parse_args(argv)
+    _setup_logging(args.verbose)
     from bnn2fpga.errors import UserError
 
     try:

@@ -6,6 +6,7 @@ FPS target re-runs folding onwards but reuses export, streamlining and conversio
 """
 from __future__ import annotations
 
+import logging
 import hashlib
 import json
 import time
@@ -17,6 +18,8 @@ from bnn2fpga.flows import build_dir, ops
 from bnn2fpga.flows.build_dir import STATE_FILE
 from bnn2fpga.flows.config import BuildConfig, file_digest
 from bnn2fpga.flows.steps import LAST_VIVADO_FREE, STEPS, Context, make_finn_config, require_tools
+
+logger = logging.getLogger(__name__)
 
 
 def code_fingerprint() -> str:
@@ -112,8 +115,12 @@ def _drop_stale_outputs(out: Path, valid: int, names: list[str]) -> None:
         remove_deploy(out)
 
 
-def run_build(cfg: BuildConfig, log: Callable[[str], None] = print, until: str | None = None) -> BuildResult:
-    """Run (or resume) the build up to ``until`` (default: cfg.until, else every step)."""
+def run_build(cfg: BuildConfig, log: Callable[[str], None] | None = None, until: str | None = None) -> BuildResult:
+    """Run (or resume) the build up to ``until`` (default: cfg.until, else every step).
+
+    Progress goes to this module's logger, or to ``log`` when given.
+    """
+    log = log or logger.info
     from qonnx.core.modelwrapper import ModelWrapper
 
     ops.prepare()

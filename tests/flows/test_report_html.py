@@ -7,6 +7,7 @@ import re
 
 import pytest
 from PIL import Image
+from pydantic import ValidationError
 
 from bnn2fpga.flows.report_html import CYCLES_PNG, RESOURCES_PNG, render_html
 
@@ -106,12 +107,24 @@ def test_minimal_report(tmp_path):
     {},
     {"model": None, "board": None, "layers": None, "totals": None, "performance": None,
      "verification": None, "steps": None, "notes": None, "folding": None},
-    {"model": "m", "board": "pynq-z2", "layers": ["junk", {"name": "x"}],
-     "totals": {"LUT": "many"}, "verification": {"stages": [None]}, "steps": [{}]},
+    {"model": "m", "board": "pynq-z2", "layers": [], "totals": {}, "performance": {},
+     "verification": {"verdict": "not run"}, "steps": [], "notes": "  "},
 ])
-def test_partial_or_odd_reports_do_not_crash(tmp_path, report):
+def test_partial_reports_render(tmp_path, report):
     text = render_html(report, tmp_path).read_text(encoding="utf-8")
     assert "not available" in text
+
+
+@pytest.mark.parametrize("report", [
+    {"layers": ["junk"]},
+    {"totals": {"LUT": "many"}},
+    {"verification": {"stages": [None]}},
+    {"steps": [{}]},
+])
+def test_reports_of_the_wrong_shape_are_refused_before_rendering(tmp_path, report):
+    with pytest.raises(ValidationError):
+        render_html(report, tmp_path)
+    assert not (tmp_path / "report.html").exists()
 
 
 def test_stale_charts_are_removed(tmp_path, full_report):
@@ -119,6 +132,24 @@ def test_stale_charts_are_removed(tmp_path, full_report):
     render_html({"model": "m", "board": {"name": "b"}}, tmp_path)
     assert not (tmp_path / CYCLES_PNG).exists()
     assert not (tmp_path / RESOURCES_PNG).exists()
+
+
+def test_a_hostile_name_is_escaped_everywhere_it_appears(tmp_path, full_report):
+    """Model, board, layer, stage and step names and details reach the page only as text."""
+    evil = "<script>alert(1)</script>"
+    full_report["model"] = evil
+    full_report["board"]["name"] = evil
+    full_report["created"] = evil
+    full_report["folding"]["source"] = evil
+    full_report["layers"][0]["name"] = evil
+    full_report["layers"][0]["op"] = evil
+    full_report["verification"]["verdict"] = evil
+    full_report["verification"]["stages"][1]["detail"] = evil
+    full_report["steps"][0]["name"] = evil
+    full_report["steps"][0]["status"] = evil
+    text = render_html(full_report, tmp_path).read_text(encoding="utf-8")
+    assert "<script" not in text.lower()
+    assert text.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 10
 
 
 def test_text_is_escaped(tmp_path, full_report):
@@ -130,7 +161,7 @@ def test_text_is_escaped(tmp_path, full_report):
     out = render_html(full_report, tmp_path)
     text = out.read_text(encoding="utf-8")
     assert "<script" not in text.lower()
-    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;$a$" in text
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;$a$" in text
     assert "m&lt;b&gt;&amp;" in text
     assert "<img src=x" not in text
     _assert_png(tmp_path / CYCLES_PNG)  # "$" in a name must not break mathtext
