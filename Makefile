@@ -12,7 +12,7 @@ IMAGE ?= bnn2fpga:latest
 ckpt_arg := $(if $(CKPT),--ckpt $(CKPT),)
 fps_arg  := $(if $(FPS),--fps $(FPS),)
 
-.PHONY: setup demo test bench bitstream estimate train verify models boards report \
+.PHONY: setup cluster-setup demo test bench bitstream estimate train verify models boards report \
         docker-image docker-bitstream lint-docker clean
 
 setup:
@@ -25,6 +25,11 @@ demo: setup
 
 test: setup
 	@$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+## The optional cluster extra (Ray) for `bnn2fpga sweep`; the default install stays without it.
+cluster-setup: setup
+	@$(BIN)/python -m pip install --disable-pip-version-check --progress-bar off -q --no-deps \
+	    -r requirements/cluster.txt
 
 bench: setup
 	@$(BIN)/python -m bnn2fpga.benchmarks.run --out build/bench $(if $(MODELS),--models $(MODELS),)

@@ -105,7 +105,7 @@ def cmd_train(args) -> int:
     cfg = TrainConfig(
         model=args.model, dataset=args.dataset, data_root=Path(args.data) if args.data else None,
         out_dir=Path(args.out) if args.out else Path("build") / "train" / args.model,
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, limit=args.limit,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, limit=args.limit, nproc=args.nproc,
     )
     res = train(cfg)
     test = f", test accuracy {res.test_acc:.2%}" if res.test_acc is not None else ""
@@ -266,6 +266,20 @@ def cmd_verify(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    """A design-space sweep from a YAML file, on Ray (local or a cluster) or one by one."""
+    from bnn2fpga.flows.sweep import engine_for, load_spec, run_sweep
+
+    spec, base = load_spec(Path(args.file))
+    rows = run_sweep(spec, base, engine_for(args.engine, args.address))
+    out = (base / spec.out).resolve()
+    failed = [r for r in rows if r["status"] != "done"]
+    for r in failed:
+        _log(f"  failed: {r['point']}: {r['error']}")
+    _log(f"results: {out / 'results.csv'}, {out / 'index.html'}")
+    return 0
+
+
 def cmd_report(args) -> int:
     """Re-render a build's report and print where it is."""
     from bnn2fpga.flows.report import load_report, save_report
@@ -315,6 +329,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--limit", type=int, help="use at most this many training images")
+    p.add_argument("--nproc", type=int, help="data-parallel training processes on this machine (DDP; "
+                   "for several machines start the same command under torchrun)")
     p.add_argument("--out", help="output folder (default build/train/<model>)")
     p.set_defaults(fn=cmd_train)
 
@@ -340,6 +356,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", help="dataset name for --data")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(fn=cmd_verify)
+
+    p = sub.add_parser("sweep", help="design-space sweep from a YAML file (Ray, or --engine serial)")
+    p.add_argument("file", help="sweep file (see README 'Scaling out')")
+    p.add_argument("--engine", choices=("ray", "serial"), default="ray",
+                   help="ray: parallel tasks on a local Ray runtime or --address; serial: one by one here")
+    p.add_argument("--address", help="a running Ray cluster's address (e.g. ray://head:10001 or auto)")
+    p.set_defaults(fn=cmd_sweep)
 
     p = sub.add_parser("report", help="re-render a build's report")
     p.add_argument("dir", help="build folder")

@@ -25,15 +25,14 @@ stage in progress, so after the run it is the last stage's best.
 """
 from __future__ import annotations
 
-import logging
-from bnn2fpga.errors import UserError
 import csv
 import dataclasses
 import json
+import logging
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -43,6 +42,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from bnn2fpga.errors import UserError
+from bnn2fpga.quantize import distributed
 from bnn2fpga.quantize.data import DatasetError, load_dataset, stratified_split
 from bnn2fpga.quantize.recipes import EarlyStopping, Recipe, TrainingStage, get_recipe, make_loss
 from bnn2fpga.quantize.registry import ModelSpec, UnknownModelError, get_spec
@@ -93,6 +94,7 @@ class TrainConfig:
     limit: int | None = None  # at most this many training images (smoke tests)
     threads: int | None = None
     progress: bool = True
+    nproc: int | None = None  # data-parallel processes on this machine (None/1: one)
 
     def __post_init__(self) -> None:
         self.out_dir = Path("build/train") / self.model if self.out_dir is None else Path(self.out_dir)
@@ -102,7 +104,7 @@ class TrainConfig:
 
     def check(self) -> None:
         """Raise TrainConfigError naming the first setting that makes no sense (None means the recipe's)."""
-        for name in ("epochs", "batch_size", "limit", "threads"):
+        for name in ("epochs", "batch_size", "limit", "threads", "nproc"):
             v = getattr(self, name)
             if v is None:
                 continue
@@ -179,12 +181,25 @@ def train(cfg: TrainConfig, log: Callable[[str], Any] | None = None) -> TrainRes
     """
     log = log or logger.info
     cfg.check()  # again: the fields may have been changed since construction
+    joined = distributed.from_env()  # under torchrun: one of its processes
+    if not joined and (cfg.nproc or 1) > 1 and distributed.current().size == 1:
+        get_spec(cfg.model)  # a bad name fails here, once, not in every process
+        claim_out_dir(cfg.out_dir)
+        return distributed.spawn(train, cfg.nproc, replace(cfg, nproc=None))
+    world = distributed.current()
+    if not world.is_main:
+        log = _silent
     spec = get_spec(cfg.model)
     recipe = _recipe_for(spec, cfg)
     dataset = cfg.dataset or spec.dataset
+    if recipe.batch_size < 2 * world.size:
+        raise TrainConfigError(f"--batch-size {recipe.batch_size} is too small for {world.size} processes "
+                               f"(each needs at least 2 images per batch for BatchNorm)")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    claim_out_dir(cfg.out_dir)
+    if world.is_main:
+        claim_out_dir(cfg.out_dir)
+    distributed.barrier()
     data = _load_data(spec, dataset, cfg.data_root, recipe, cfg.limit, log)
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     was_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
@@ -197,15 +212,24 @@ def train(cfg: TrainConfig, log: Callable[[str], Any] | None = None) -> TrainRes
         torch.use_deterministic_algorithms(was_deterministic, warn_only=was_warn_only)
 
 
+def _silent(msg: str) -> None:
+    """The log of ranks other than 0: one voice per run."""
+
+
 def train_step(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     images: torch.Tensor,
     labels: torch.Tensor,
+    forward: nn.Module | None = None,
 ) -> tuple[float, int]:
-    """One optimizer step followed by the model's ``constrain()``; returns (loss, correct)."""
-    logits = model(images)
+    """One optimizer step followed by the model's ``constrain()``; returns (loss, correct).
+
+    ``forward`` is the module that computes the logits when it is not ``model`` itself
+    (a DistributedDataParallel wrapper, which averages the gradients across processes).
+    """
+    logits = (forward or model)(images)
     loss = loss_fn(logits, labels)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -492,19 +516,22 @@ def _epoch_rngs(seed: int, epoch: int) -> tuple[np.random.Generator, torch.Gener
     return rng, gen
 
 
-def _batches(n: int, batch_size: int, rng: np.random.Generator) -> list[torch.Tensor]:
+def _batches(n: int, batch_size: int, rng: np.random.Generator, ranks: int = 1) -> list[torch.Tensor]:
     perm = torch.from_numpy(rng.permutation(n))
     batches = list(perm.split(batch_size))
-    if len(batches) > 1 and len(batches[-1]) == 1:
-        batches.pop()  # BatchNorm cannot train on a single sample; it is seen next epoch
+    # BatchNorm cannot train on a single sample (per process); the rest is seen next epoch.
+    if len(batches) > 1 and len(batches[-1]) < 2 * ranks:
+        batches.pop()
     return batches
 
 
 def _train_epoch(
-    model, optimizer, loss_fn, data: _Data, recipe: Recipe, epoch: int, progress: bool, desc: str
+    model, optimizer, loss_fn, data: _Data, recipe: Recipe, epoch: int, progress: bool, desc: str,
+    forward: nn.Module | None = None,
 ) -> dict:
+    world = distributed.current()
     rng, gen = _epoch_rngs(recipe.seed, epoch)
-    batches = _batches(len(data.y_train), recipe.batch_size, rng)
+    batches = _batches(len(data.y_train), recipe.batch_size, rng, world.size)
     model.train()
     loss_sum, correct, seen = 0.0, 0, 0
     start = time.perf_counter()
@@ -513,20 +540,23 @@ def _train_epoch(
         desc=desc,
         unit="batch",
         leave=False,
-        disable=None if progress else True,  # None: only on a terminal
+        disable=None if progress and world.is_main else True,  # None: only on a terminal
     )
     for idx in bar:
         xb = data.x_train[idx].float()
         if any(recipe.augment.values()):
+            # The whole global batch, so every rank draws the same random stream as one process would.
             xb = augment(xb, generator=gen, **recipe.augment)
-        loss, ok = train_step(model, optimizer, loss_fn, xb, data.y_train[idx])
-        loss_sum += loss * len(idx)
+        mine = distributed.shard(torch.arange(len(idx)), world)
+        loss, ok = train_step(model, optimizer, loss_fn, xb[mine], data.y_train[idx][mine], forward)
+        loss_sum += loss * len(mine)
         correct += ok
-        seen += len(idx)
+        seen += len(mine)
         bar.set_postfix_str(f"loss {loss_sum / seen:.3f}", refresh=False)
     bar.close()
     seconds = time.perf_counter() - start
-    return {"loss": loss_sum / seen, "train_acc": correct / seen, "images": seen, "train_seconds": seconds}
+    loss_sum, correct, seen = distributed.all_sum([loss_sum, float(correct), float(seen)])
+    return {"loss": loss_sum / seen, "train_acc": correct / seen, "images": int(seen), "train_seconds": seconds}
 
 
 @dataclass
@@ -567,6 +597,7 @@ def _run(cfg: TrainConfig, spec: ModelSpec, recipe: Recipe, dataset: str, data: 
                         f"({', '.join(recipe.stage_names())}) but {type(model).__name__} has no "
                         f"{STAGE_HOOK}(name) method")
     loss_fn = make_loss(recipe.loss, recipe.label_smoothing)
+    main = distributed.current().is_main
     prog, rows, resumed = _Progress(), [], None
     if last_path.exists():
         resumed = _read_resume(last_path, spec.name, dataset, cfg.limit, recipe)
@@ -606,7 +637,9 @@ def _run(cfg: TrainConfig, spec: ModelSpec, recipe: Recipe, dataset: str, data: 
             if staged:
                 where = f"stage {index + 1}/{len(plan)} {name}  {where}"
             start = time.perf_counter()
-            stats = _train_epoch(model, optimizer, loss_fn, data, stage_recipe, prog.epoch, cfg.progress, where)
+            ddp = _data_parallel(model)
+            stats = _train_epoch(model, optimizer, loss_fn, data, stage_recipe, prog.epoch, cfg.progress, where,
+                                 **({"forward": ddp} if ddp is not None else {}))
             val_acc = evaluate(model, data.x_val, data.y_val)
             row = {
                 "epoch": prog.epoch + 1,
@@ -621,7 +654,8 @@ def _run(cfg: TrainConfig, spec: ModelSpec, recipe: Recipe, dataset: str, data: 
             if staged:
                 row = {_STAGE_FIELD: name, **row}
             rows.append(row)
-            _write_metrics(metrics_path, rows)
+            if main:
+                _write_metrics(metrics_path, rows)
             prog.epoch, prog.stage_epoch = prog.epoch + 1, stage_epoch + 1
             # Without a validation split the latest epoch counts as the best.
             improved = math.isnan(val_acc) or math.isnan(prog.best_val) or val_acc > prog.best_val
@@ -629,11 +663,13 @@ def _run(cfg: TrainConfig, spec: ModelSpec, recipe: Recipe, dataset: str, data: 
                 prog.best_val, prog.best_epoch = val_acc, prog.epoch
             schedule.end_epoch(stats["loss"])
             ckpt = _checkpoint(model, optimizer, spec, recipe, dataset, data, cfg.limit, row, prog, name, schedule)
-            if improved:
-                if staged:
-                    _atomic_save(ckpt, _stage_best_path(out, name))
-                _atomic_save(ckpt, best_path)
-            _atomic_save(ckpt, last_path)
+            if main:  # one writer; every rank holds the same weights after the averaged step
+                if improved:
+                    if staged:
+                        _atomic_save(ckpt, _stage_best_path(out, name))
+                    _atomic_save(ckpt, best_path)
+                _atomic_save(ckpt, last_path)
+            distributed.barrier()
             epochs_run += 1
             log(f"{where}  {_epoch_stats(row)}")
             if schedule.stopped:
@@ -641,7 +677,22 @@ def _run(cfg: TrainConfig, spec: ModelSpec, recipe: Recipe, dataset: str, data: 
                     f"{stage_recipe.early_stop_delta:g} for {stage_recipe.early_stop_patience} epochs")
         if staged:
             prog.stage_results.append(_stage_result(name, prog))
+    if not main:
+        return None
     return _finish(out, spec, dataset, recipe, data, rows, prog, epochs_run, log)
+
+
+def _data_parallel(model: nn.Module) -> nn.Module | None:
+    """A DistributedDataParallel view of ``model`` when several processes train it, else None.
+
+    Built per epoch: a new stage may have changed the model's parameters (their set or
+    their trainability), and DDP takes its parameter list at construction.
+    """
+    if distributed.current().size == 1:
+        return None
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model)
 
 
 def _stage_best_path(out: Path, stage: str) -> Path:

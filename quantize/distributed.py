@@ -1,0 +1,123 @@
+"""Data-parallel training on several processes or machines (PyTorch DistributedDataParallel).
+
+Two ways in, one code path:
+* ``bnn2fpga train ... --nproc N`` spawns N local processes (gloo on CPU, nccl on GPUs);
+* ``torchrun`` (any number of nodes) sets ``RANK`` / ``WORLD_SIZE`` / ``MASTER_ADDR`` and
+  starts the CLI once per process; :func:`from_env` joins that group.
+Every rank draws the same global batch order (seeded by epoch), augments the whole global
+batch, and trains on its slice; DDP averages the gradients, so one optimizer step sees the
+global batch. Rank 0 alone writes files and logs.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class World:
+    """This process' place among the training processes."""
+
+    rank: int = 0
+    size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the process that writes checkpoints, metrics and logs."""
+        return self.rank == 0
+
+
+def current() -> World:
+    """The world of the running process group (a single process when there is none)."""
+    if dist.is_available() and dist.is_initialized():
+        return World(dist.get_rank(), dist.get_world_size())
+    return World()
+
+
+def backend() -> str:
+    """nccl where GPUs are, gloo on CPUs."""
+    return "nccl" if torch.cuda.is_available() else "gloo"
+
+
+def from_env() -> bool:
+    """Join the process group torchrun describes in the environment; False when there is none."""
+    if dist.is_initialized() or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    dist.init_process_group(backend())
+    return True
+
+
+def shard(indices: torch.Tensor, world: World) -> torch.Tensor:
+    """This rank's part of a global batch (every rank gets an equal share, give or take one)."""
+    return indices[world.rank::world.size]
+
+
+def all_sum(values: list[float]) -> list[float]:
+    """Element-wise sum over all ranks (the values themselves on a single process)."""
+    if current().size == 1:
+        return values
+    t = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t.tolist()
+
+
+def barrier() -> None:
+    """Wait for every rank (nothing on a single process)."""
+    if current().size > 1:
+        dist.barrier()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _worker(rank: int, size: int, port: int, fn: Callable, args: tuple, results, log_level: int | None) -> None:
+    if rank == 0 and log_level is not None:
+        # A spawned process starts with no logging set up; rank 0 speaks as the parent did.
+        log = logging.getLogger("bnn2fpga")
+        log.setLevel(log_level)
+        log.propagate = False
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+    dist.init_process_group(backend(), init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=size)
+    # The machine's cores are shared among the ranks; oversubscribing them is slower than one process.
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // size))
+    try:
+        out = fn(*args)
+        if rank == 0:
+            results.put(("ok", out))
+    except BaseException as e:  # noqa: BLE001 - handed to the parent, which re-raises it
+        if rank == 0:
+            results.put(("error", e))
+        raise
+    finally:
+        dist.destroy_process_group()
+
+
+def spawn(fn: Callable, nproc: int, *args: Any) -> Any:
+    """Run ``fn(*args)`` in ``nproc`` local processes joined in one group; returns rank 0's result."""
+    import torch.multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    results = ctx.SimpleQueue()
+    ours = logging.getLogger("bnn2fpga")
+    level = ours.getEffectiveLevel() if ours.handlers else None
+    try:
+        mp.spawn(_worker, args=(nproc, _free_port(), fn, args, results, level), nprocs=nproc, join=True)
+    except mp.ProcessRaisedException:
+        if results.empty():
+            raise
+    status, value = results.get()
+    if status == "error":
+        raise value
+    return value
