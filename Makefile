@@ -13,7 +13,7 @@ ckpt_arg := $(if $(CKPT),--ckpt $(CKPT),)
 fps_arg  := $(if $(FPS),--fps $(FPS),)
 
 .PHONY: setup cluster-setup demo test bench bitstream estimate train verify models boards report \
-        docker-image docker-bitstream lint-docker clean
+        docker-image docker-bitstream docker-test lint-docker clean
 
 setup:
 	@scripts/install.sh $(VENV)
@@ -61,6 +61,10 @@ docker-image:
 
 docker-bitstream:
 	@scripts/docker.sh bitstream $(IMAGE) $(MODEL) $(BOARD) $(CKPT)
+
+## Build the image here and run estimate, verify and bitstream in it (slow; not part of make test).
+docker-test:
+	@scripts/docker-test.sh
 
 lint-docker: setup
 	@$(BIN)/hadolint --failure-threshold warning Dockerfile && echo "Dockerfile: hadolint clean"

@@ -10,8 +10,11 @@ mkdir -p "$HOME" "${FINN_BUILD_DIR:-/tmp/finn_build}"
 missing=()
 if [ -n "${XILINX_VIVADO:-}" ]; then
   if [ -f "$XILINX_VIVADO/settings64.sh" ]; then
+    # settings64.sh reads unset variables; it is Xilinx's script, not ours.
+    set +u
     # shellcheck disable=SC1091
     source "$XILINX_VIVADO/settings64.sh" >/dev/null
+    set -u
   else
     missing+=("Vivado: XILINX_VIVADO=$XILINX_VIVADO has no settings64.sh (is the folder mounted?)")
   fi
@@ -26,11 +29,19 @@ for root in "${XILINX_HLS:-}" "${XILINX_VITIS:-}"; do
   fi
 done
 [ "$hls_ok" = 1 ] || missing+=("Vitis HLS: set XILINX_HLS (Vitis_HLS/<version>) or XILINX_VITIS (Vitis/<version>) to a mounted install")
+if [ -n "${FINN_DEPS:-}" ] && [ ! -d "$FINN_DEPS/board_files" ]; then
+  missing+=("board files: none under $FINN_DEPS (image built with FETCH_FINN_DEPS=0); mount the output of 'finn deps update' there (FINN_DEPS_PATH)")
+fi
 
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "bnn2fpga image: Xilinx tools not found; Vivado-free steps still run, bitstream steps will stop:" >&2
+  echo "bnn2fpga image: missing for bitstreams (Vivado-free steps still run, bitstream steps will stop):" >&2
   for m in "${missing[@]}"; do echo "  - $m" >&2; done
 fi
-# Run the mounted checkout's code, not the copy the image was built from.
-if [ -d /work/flows ]; then export PYTHONPATH="/work${PYTHONPATH:+:$PYTHONPATH}"; fi
+# The image's editable install points at /work, so a checkout mounted there is what runs.
+# Its package layout and pins are the image's: say so when the checkout has moved on.
+stamp=/usr/local/share/bnn2fpga/install-inputs.sha256
+if [ -f "$stamp" ] && [ -f /work/pyproject.toml ] \
+   && [ "$(cat /work/pyproject.toml /work/requirements/*.txt 2>/dev/null | sha256sum | cut -d' ' -f1)" != "$(cat "$stamp")" ]; then
+  echo "bnn2fpga image: /work's pyproject.toml or requirements/ differ from the image's; rebuild it (make docker-image)" >&2
+fi
 exec "$@"
