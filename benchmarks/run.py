@@ -122,6 +122,43 @@ def bench_estimates(models, log) -> list[dict]:
     return rows
 
 
+#: BNN-PYNQ's published CNV-W1A1 (PYNQ-Z1, 100 MHz), the reference for FINN's CNV.
+BNN_PYNQ_CNV = {"fps": 3038, "LUT": 26072, "BRAM36": 124}
+
+
+def bench_bnn_pynq_cnv(log) -> list[dict]:
+    """Full-size FINN CNV-1W1A (brevitas_examples.bnn_pynq, untrained) exported with Brevitas and built by
+    ``bnn2fpga build --onnx cnv_1w1a.onnx --board pynq-z2``: the folding search, and --fps 3000 for
+    a design of BNN-PYNQ's throughput."""
+    import torch
+    from brevitas.export import export_qonnx
+    from brevitas_examples.bnn_pynq import models
+
+    from bnn2fpga.flows.config import make_config
+    from bnn2fpga.flows.report import load_report
+    from bnn2fpga.flows.runner import run_build
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx = Path(tmp) / "cnv_1w1a.onnx"
+        export_qonnx(models.cnv_1w1a(pretrained=False).eval(), input_t=torch.zeros(1, 3, 32, 32),
+                     export_path=str(onnx))
+        for fps in (None, 3000.0):
+            out = Path(tmp) / f"cnv-{fps}"
+            t0 = time.time()
+            with _quiet():
+                run_build(make_config(onnx=onnx, board="pynq-z2", fps=fps, out_dir=out, until="estimate"),
+                          log=lambda m: None)
+            rep = load_report(out)
+            perf, tot = rep["performance"], rep["totals"]
+            row = {"target": "search (85%)" if fps is None else f"--fps {fps:g}", "fps": perf["fps"],
+                   "LUT": tot["LUT"], "BRAM18": tot["BRAM_18K"], "DSP": tot["DSP"], "seconds": time.time() - t0}
+            rows.append(row)
+            log(f"cnv_1w1a {row['target']}: {row['fps']:,.0f} FPS, LUT {row['LUT']:,.0f}, BRAM18 {row['BRAM18']:,.0f} "
+                f"({row['seconds']:.0f} s)")
+    return rows
+
+
 def markdown(results: dict) -> str:
     """The README table."""
     lines = [
@@ -139,6 +176,14 @@ def markdown(results: dict) -> str:
               "Training: " + ", ".join(f"{k} {v['images_per_s']:,.0f} images/s" for k, v in results["training"].items())
               + ". Export: " + ", ".join(f"{k} {v:.1f} s" for k, v in results["export"].items()) + ". "
               f"Measured {results['date']} on {results['machine']}."]
+    if results.get("bnn_pynq_cnv"):
+        ref = BNN_PYNQ_CNV
+        lines += ["", "| FINN CNV-1W1A (`--onnx cnv_1w1a.onnx`, PYNQ-Z2) | est. FPS | LUT | BRAM18 | DSP |",
+                  "| --- | ---: | ---: | ---: | ---: |"]
+        lines += [f"| bnn2fpga, {r['target']} | {r['fps']:,.0f} | {r['LUT']:,.0f} | {r['BRAM18']:,.0f} | {r['DSP']:,.0f} |"
+                  for r in results["bnn_pynq_cnv"]]
+        lines.append(f"| BNN-PYNQ CNV-W1A1 (PYNQ-Z1, published, measured) | {ref['fps']:,} | {ref['LUT']:,} | "
+                     f"{2 * ref['BRAM36']} | — |")
     if "rtl" in results:
         from bnn2fpga.benchmarks.rtl import markdown as rtl_markdown
 
@@ -184,6 +229,7 @@ def main(argv=None) -> int:
         "export": bench_export(models, log),
         "qonnx_to_verified": bench_qonnx_to_verified("cbcnn-gtsrb", args.inputs, log),
         "estimates": bench_estimates(models, log),
+        "bnn_pynq_cnv": bench_bnn_pynq_cnv(log),
     }
     from bnn2fpga.benchmarks.rtl import bench_rtl
 

@@ -135,7 +135,8 @@ def _config(args, until: str | None):
     return make_config(model=args.model, ckpt=args.ckpt, onnx=args.onnx, board=args.board,
                        fps=getattr(args, "fps", None), folding=getattr(args, "folding", None),
                        ceiling=getattr(args, "ceiling", DEFAULT_CEILING), out_dir=args.out, until=until,
-                       binary_mvau=args.binary_mvau)
+                       binary_mvau=args.binary_mvau, input_scale=getattr(args, "input_scale", None),
+                       input_dtype=getattr(args, "input_dtype", None))
 
 
 def _run(cfg, until):
@@ -304,6 +305,9 @@ def _source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="build folder (default build/<model>-<board>)")
     p.add_argument("--binary-mvau", choices=BINARY_MVAU_CHOICES, default="rtl",
                    help="binary-weight layers as our RTL (xnor_mvtu, default) or FINN's HLS MVAU")
+    p.add_argument("--input-scale", help="with --onnx, for a float input without a quantizer: the float input is "
+                   "scale * q (e.g. 1/255); needs --input-dtype")
+    p.add_argument("--input-dtype", help="the integer type of q for --input-scale (e.g. UINT8)")
 
 
 def parser() -> argparse.ArgumentParser:

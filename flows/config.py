@@ -82,6 +82,47 @@ class Target:
 
 
 @dataclass(frozen=True)
+class InputDecl:
+    """The user's statement of a float input's integer format: ``x = scale * q``, q of ``dtype``.
+
+    For networks exported without an input quantizer (``--input-scale 1/255 --input-dtype UINT8``,
+    FINN's ToTensor convention); the tool never guesses it.
+    """
+
+    scale: float
+    dtype: str
+
+    def fingerprint(self) -> str:
+        """Changes whenever the declaration does."""
+        return f"{self.scale!r}|{self.dtype}"
+
+
+INPUT_DTYPES = tuple([f"UINT{b}" for b in range(2, 17)] + [f"INT{b}" for b in range(2, 17)])
+
+
+def parse_scale(text) -> float:
+    """A positive finite scale from ``0.5``, ``1/255`` or ``2**-7`` (a one-line error otherwise)."""
+    if isinstance(text, (int, float)):
+        value = float(text)
+    else:
+        t = str(text).strip()
+        try:
+            if "/" in t:
+                num, den = t.split("/", 1)
+                value = float(num) / float(den)
+            elif "**" in t:
+                base, exp = t.split("**", 1)
+                value = float(base) ** float(exp)
+            else:
+                value = float(t)
+        except (ValueError, ZeroDivisionError, OverflowError):
+            raise UserError(f"--input-scale must be a number such as 0.5, 1/255 or 2**-7, got '{text}'") from None
+    if not (math.isfinite(value) and value > 0):
+        raise UserError(f"--input-scale must be a positive finite number, got '{text}'")
+    return value
+
+
+@dataclass(frozen=True)
 class BuildConfig:
     """A validated build request (construct it with :func:`make_config`)."""
 
@@ -92,6 +133,7 @@ class BuildConfig:
     until: str | None = None
     binary_mvau: str = "rtl"
     extra: dict = field(default_factory=dict)
+    input_decl: InputDecl | None = None
 
     def to_dict(self) -> dict:
         """JSON-friendly summary for reports."""
@@ -106,6 +148,7 @@ class BuildConfig:
             "out_dir": str(self.out_dir),
             "until": self.until,
             "binary_mvau": self.binary_mvau,
+            "input_decl": {"scale": self.input_decl.scale, "dtype": self.input_decl.dtype} if self.input_decl else None,
         }
 
 
@@ -199,6 +242,8 @@ def make_config(
     out_dir: str | Path | None = None,
     until: str | None = None,
     binary_mvau: str = "rtl",
+    input_scale: str | float | None = None,
+    input_dtype: str | None = None,
 ) -> BuildConfig:
     """Check every user-supplied value once and return a typed BuildConfig."""
     from bnn2fpga.quantize.registry import UnknownModelError, get_spec
@@ -248,6 +293,16 @@ def make_config(
         raise UserError(f"--ceiling must be in (0, 1], got {ceiling}")
     if binary_mvau not in BINARY_MVAU_CHOICES:
         raise UserError(f"--binary-mvau must be one of {', '.join(BINARY_MVAU_CHOICES)}, got '{binary_mvau}'")
+    decl = None
+    if (input_scale is None) != (input_dtype is None):
+        raise UserError("give --input-scale and --input-dtype together (e.g. --input-scale 1/255 --input-dtype UINT8)")
+    if input_scale is not None:
+        if onnx is None:
+            raise UserError("--input-scale/--input-dtype go with --onnx (zoo models quantize their input)")
+        dtype = str(input_dtype).strip().upper()
+        if dtype not in INPUT_DTYPES:
+            raise UserError(f"--input-dtype must be UINTn or INTn with n in 2..16, got '{input_dtype}'")
+        decl = InputDecl(scale=parse_scale(input_scale), dtype=dtype)
     from bnn2fpga.boards import BoardError
 
     try:
@@ -265,4 +320,5 @@ def make_config(
         out_dir=Path(out_dir),
         until=until,
         binary_mvau=binary_mvau,
+        input_decl=decl,
     )

@@ -53,6 +53,19 @@ def _host_op(model, node) -> dict:
     if node.op_type == "Transpose":
         perm = get_by_name(node.attribute, "perm")
         op["perm"] = list(perm.ints) if perm is not None else None
+    elif node.op_type in ("Mul", "Add", "Sub", "Div"):
+        # The float head (a scale, a bias, a last BatchNorm's affine): the board applies it in float32.
+        const = model.get_initializer(node.input[1])
+        if const is None:
+            raise UserError(f"node '{node.name}' ({node.op_type}) outside the accelerator has two data inputs; "
+                            "the board driver applies ops by a constant only")
+        op["value"] = [float(v) for v in np.asarray(const, dtype=np.float32).reshape(-1)]
+        op["value_shape"] = [int(d) for d in np.shape(const)]
+    elif node.op_type in ("TopK", "ArgMax"):
+        axis = get_by_name(node.attribute, "axis")
+        op["axis"] = int(axis.i) if axis is not None else -1
+        k = model.get_initializer(node.input[1]) if node.op_type == "TopK" else None
+        op["k"] = int(np.asarray(k).reshape(-1)[0]) if k is not None else 1
     return op
 
 
@@ -121,8 +134,9 @@ def io_spec(model, ctx) -> dict:
     first, last = graph.node[0], graph.node[-1]
     before, after, host_shape = host_ops(ctx.out_dir / "dataflow_parent.onnx")
     names_before = [o["op"] for o in before]
-    if ctx.info.get("host_pre") is not None and names_before != list(ctx.info["host_pre"]):
-        raise UserError(f"dataflow_parent.onnx has host ops {names_before}, the build recorded {ctx.info['host_pre']}")
+    recorded = ctx.info.get("host_pre_graph", ctx.info.get("host_pre"))
+    if recorded is not None and names_before != list(recorded):
+        raise UserError(f"dataflow_parent.onnx has host ops {names_before}, the build recorded {recorded}")
     inp = _side(model, graph.input[0].name, first, True)
     out = _side(model, graph.output[0].name, last, False)
     sidecar = ctx.info.get("sidecar") or {}
@@ -133,8 +147,8 @@ def io_spec(model, ctx) -> dict:
         "model": ctx.info.get("model") or ctx.cfg.source.label,
         "board": board.name, "part": board.part, "finn_board": board.finn_board, "arch": board.arch,
         "clock_mhz": board.clock_mhz,
-        "input": {"host_shape": host_shape, "layout": "NCHW", "quant": ctx.info.get("input_quant"),
-                  "host_ops": before, **inp},
+        "input": {"host_shape": host_shape, "layout": "NCHW", "float_ops": list(ctx.info.get("input_float_ops") or []),
+                  "quant": ctx.info.get("input_quant"), "host_ops": before, **inp},
         "output": {**out, "host_ops": after},
         "head": sidecar.get("head"),
         "class_names": list(sidecar.get("class_names") or [str(i) for i in range(n_classes)]),

@@ -88,7 +88,10 @@ def rtlsim_stage(build, host_x: np.ndarray, ref: np.ndarray | None, kinds: list[
         with finn_env.exact_execution():
             frames = _apply(pre, host_x)
             run = run_frames(design, frames)
-            out = _apply(post, run.out.reshape(len(host_x), *design.out_shape))
+            # The host ops after the partition take the partition's output tensor as the parent
+            # graph shapes it (frame by frame, batch axis 1).
+            shape = design.out_shape if post is None else parent.get_tensor_shape(part.output[0])[1:]
+            out = _apply(post, run.out.reshape(len(host_x), *shape))
     except RuntimeError as e:  # the RTL stopped producing outputs: a hardware failure, not a pass
         return StageResult(STAGE, "mismatch", f"RTL simulation did not finish: {e}", 0, len(host_x))
     finally:

@@ -138,8 +138,42 @@ def _check_class_names(proto, sidecar: dict, path) -> None:
                         f"{dims[1]} outputs")
 
 
+def _describe_float_op(op: dict) -> str:
+    if op["op"] == "Sign":
+        return f"Sign (BipolarQuant, scale {op['scale']:g})"
+    return f"{op['op']} {op['value']:g}"
+
+
+def _declare_input(model, ctx: Context):
+    """The user's --input-scale / --input-dtype: the float input is scale * (integer code)."""
+    import numpy as np
+    from onnx import TensorProto, helper
+    from qonnx.core.datatype import DataType
+
+    from bnn2fpga.quantize.input_quant import InputQuantSpec
+
+    decl = ctx.cfg.input_decl
+    dt = DataType[decl.dtype]
+    spec = InputQuantSpec(scale=decl.scale, zero_point=0.0, bits=dt.bitwidth(), signed=dt.signed(), narrow=False)
+    inp = model.graph.input[0].name
+    if decl.scale != 1.0:
+        # The graph keeps computing on float values: x = scale * q, as a Mul streamlining absorbs.
+        const, dst = model.make_new_valueinfo_name(), model.make_new_valueinfo_name()
+        model.set_initializer(const, np.asarray(decl.scale, dtype=np.float32))
+        for node in model.find_consumers(inp) or []:
+            for i, name in enumerate(node.input):
+                if name == inp:
+                    node.input[i] = dst
+        model.graph.value_info.append(helper.make_tensor_value_info(dst, TensorProto.FLOAT,
+                                                                    model.get_tensor_shape(inp)))
+        model.graph.node.insert(0, helper.make_node("Mul", [inp, const], [dst]))
+    model.set_tensor_datatype(inp, dt)
+    return model, spec
+
+
 def step_qonnx_to_finn(model, ctx: Context):
-    """Clean up, move the input quantizer to the host, check ops, convert to FINN-ONNX."""
+    """Clean up, move the input pre-processing and quantizer to the host, check ops, convert to FINN-ONNX."""
+    from qonnx.core.datatype import DataType
     from qonnx.util.cleanup import cleanup_model
 
     from bnn2fpga.flows.transforms.explicit_conv_kernel_shape import ExplicitConvKernelShape
@@ -147,25 +181,43 @@ def step_qonnx_to_finn(model, ctx: Context):
 
     model = model.transform(ExplicitConvKernelShape())
     model = cleanup_model(model)
-    unsupported = [(n.name or "?", n.op_type) for n in model.graph.node if n.op_type not in SUPPORTED_OPS]
+    unsupported = [n for n in model.graph.node if n.op_type not in SUPPORTED_OPS]
     if unsupported:
-        name, op = unsupported[0]
+        n = unsupported[0]
         raise UserError(
-            f"node '{name}' (op {op}) cannot be mapped to hardware by FINN "
-            f"({len(unsupported)} unsupported node(s): {', '.join(sorted({o for _, o in unsupported}))})"
+            f"node '{n.name or '?'}' (op {n.op_type}) cannot be mapped to hardware by FINN: no FINN layer or "
+            f"streamlining rule handles {n.op_type} ({len(unsupported)} unsupported node(s): "
+            f"{', '.join(sorted({m.op_type for m in unsupported}))}); replace it in the Brevitas model by "
+            "quantized layers FINN maps (QuantConv2d/QuantLinear, BatchNorm, QuantIdentity/QuantReLU, MaxPool2d, "
+            "TruncAvgPool2d) or move it out of the exported module"
         )
+    inp = model.graph.input[0].name
+    declared = ctx.cfg.input_decl
     hoist = HoistInputQuantToHost()
-    model = model.transform(hoist)
-    ctx.info["input_quant"] = hoist.spec.to_dict() if hoist.spec else None
-    if hoist.spec is None:
-        from qonnx.core.datatype import DataType
-
-        dt = model.get_tensor_datatype(model.graph.input[0].name)
-        if dt == DataType["FLOAT32"]:
-            raise UserError(
-                "the network's input is float and has no input quantizer; export it with an "
-                "integer input quantizer (e.g. Brevitas QuantIdentity) so FINN can map it"
-            )
+    if declared is None:
+        model = model.transform(hoist)
+    spec = hoist.spec
+    if declared is not None:
+        if model.get_tensor_datatype(inp) != DataType["FLOAT32"] or any(
+                n.op_type in ("Quant", "BipolarQuant") for n in model.find_consumers(inp) or []):
+            raise UserError("--input-scale/--input-dtype declare the input of a network without an input "
+                            "quantizer, but this network quantizes its input itself; drop the options")
+        model, spec = _declare_input(model, ctx)
+    elif spec is None and not hoist.bipolar and model.get_tensor_datatype(inp) == DataType["FLOAT32"]:
+        first = (model.find_consumers(inp) or [None])[0]
+        where = f" (it goes straight into node '{first.name}' ({first.op_type}))" if first is not None else ""
+        raise UserError(
+            f"the network's input '{inp}' is float and has no input quantizer{where}, so the accelerator "
+            "cannot know its integer format; either add an input quantizer to the Brevitas model "
+            "(e.g. QuantIdentity(bit_width=8) as its first layer, after any x/255 or 2x-1) or declare "
+            "the integer format the float input comes from: --input-scale 1/255 --input-dtype UINT8 "
+            "(x = scale * q, q in the data type's range)"
+        )
+    ctx.info["input_quant"] = spec.to_dict() if spec else None
+    ctx.info["input_float_ops"] = list(hoist.float_ops)
+    ctx.info["host_input"] = [_describe_float_op(op) for op in hoist.float_ops] + (
+        [f"Quant ({spec.datatype}, scale {spec.scale:g}{', zero point %g' % spec.zero_point if spec.zero_point else ''}"
+         f", {spec.rounding})"] if spec else [])
     return _finn("step_qonnx_to_finn")(model, ctx.finn_cfg)
 
 
@@ -211,15 +263,56 @@ def step_streamline(model, ctx: Context):
 
 def step_convert_to_hw(model, ctx: Context):
     """FINN: map nodes to hardware layers; then ours (channel permutations)."""
+    from bnn2fpga.flows.transforms.detach_host_head import DetachHostHead, reattach
+    from bnn2fpga.flows.transforms.detach_input_layout import DetachInputLayout, reattach_input
     from bnn2fpga.flows.transforms.infer_channel_permute_layer import InferChannelPermuteLayer
 
+    # The float tail after the last integer layer runs on the host: cut off before FINN's
+    # conversion (which would make float ElementwiseMul/Add layers of it), put back after.
+    head = DetachHostHead()
+    model = model.transform(head)
+    ctx.info["host_head"] = ({"ops": [n.op_type for n in head.nodes],
+                              "gain": None if head.gain is None else [float(v) for v in head.gain],
+                              "offset": None if head.offset is None else [float(v) for v in head.offset]}
+                             if head.nodes else None)
+    # Likewise a flatten right at the integer input is a free reshape on the host.
+    layout = DetachInputLayout()
+    model = model.transform(layout)
     model = _finn("step_convert_to_hw")(model, ctx.finn_cfg)
     model = model.transform(InferChannelPermuteLayer())
-    return _finn("step_minimize_bit_width_initial")(model, ctx.finn_cfg)
+    model = _finn("step_minimize_bit_width_initial")(model, ctx.finn_cfg)
+    return reattach_input(reattach(model, head), layout)
+
+
+def _neighbours(model, node) -> str:
+    prod = model.find_producer(node.input[0]) if node.input else None
+    cons = (model.find_consumers(node.output[0]) or [None])[0] if node.output else None
+    parts = []
+    if prod is not None:
+        parts.append(f"after '{prod.name}' ({prod.op_type})")
+    if cons is not None:
+        parts.append(f"before '{cons.name}' ({cons.op_type})")
+    return ", ".join(parts)
+
+
+def _float_inside(model, node, tensor: str) -> UserError:
+    """The error for a float tensor between integer layers: node, op, reason and the Brevitas fix."""
+    op = node.op_type
+    where = _neighbours(model, node)
+    if op.startswith(("ElementwiseMul", "ElementwiseAdd", "ElementwiseSub", "ElementwiseDiv", "Mul", "Add")):
+        why = ("a float scale or bias between two integer layers that streamlining could not absorb into the "
+               "next layer's thresholds")
+        fix = ("add a quantizer (QuantIdentity, QuantReLU or a binary QuantIdentity) right after the layer that "
+               "produces it, so the next layer takes integers, or remove the float op between the two layers")
+    else:
+        why = "a layer whose input or output is float"
+        fix = "quantize that layer's input and output (QuantIdentity / QuantReLU) in the Brevitas model"
+    return UserError(f"node '{node.name}' (op {op}{', ' + where if where else ''}) would run inside the accelerator "
+                     f"on the float tensor '{tensor}': {why}; {fix}")
 
 
 def step_dataflow_partition(model, ctx: Context):
-    """Split off the hardware part; anything unmapped inside it is an error naming the node."""
+    """Split off the hardware part; anything unmapped or float inside it is an error naming the node."""
     from qonnx.core.datatype import DataType
 
     hw = [n.domain.startswith("finn.custom_op.fpgadataflow") for n in model.graph.node]
@@ -229,17 +322,22 @@ def step_dataflow_partition(model, ctx: Context):
         if inside:
             n = inside[0]
             raise UserError(
-                f"node '{n.name}' ({n.op_type}) could not be mapped to a hardware layer and sits "
-                f"inside the accelerator; unmapped: {', '.join(f'{m.name} ({m.op_type})' for m in inside)}"
+                f"node '{n.name}' (op {n.op_type}, {_neighbours(model, n)}) could not be mapped to a hardware "
+                f"layer and sits inside the accelerator (unmapped: "
+                f"{', '.join(f'{m.name} ({m.op_type})' for m in inside)}); FINN maps integer Conv/MatMul, "
+                "thresholds, max/average pools, adds of two integer streams and layout changes: quantize the "
+                "tensors around it in the Brevitas model (QuantIdentity / QuantReLU) or replace the op"
             )
     else:
-        raise UserError("no node of this network could be mapped to a hardware layer")
+        raise UserError("no node of this network could be mapped to a hardware layer: it needs quantized "
+                        "(Brevitas QuantConv2d / QuantLinear) layers with quantized inputs")
     for n in model.graph.node[first:last + 1]:
         for t in list(n.input) + list(n.output):
             if model.get_initializer(t) is None and model.get_tensor_datatype(t) == DataType["FLOAT32"]:
-                raise UserError(f"tensor '{t}' of node '{n.name}' ({n.op_type}) is still float inside the accelerator")
-    ctx.info["host_pre"] = [f"{n.op_type}" for n in model.graph.node[:first]]
-    ctx.info["host_post"] = [f"{n.op_type}" for n in model.graph.node[last + 1:]]
+                raise _float_inside(model, n, t)
+    ctx.info["host_pre"] = list(ctx.info.get("host_input") or []) + [n.op_type for n in model.graph.node[:first]]
+    ctx.info["host_pre_graph"] = [n.op_type for n in model.graph.node[:first]]
+    ctx.info["host_post"] = [n.op_type for n in model.graph.node[last + 1:]]
     model = _finn("step_create_dataflow_partition")(model, ctx.finn_cfg)
     parent = Path(ctx.finn_cfg.output_dir) / "intermediate_models" / "dataflow_parent.onnx"
     shutil.copy(parent, ctx.out_dir / "dataflow_parent.onnx")
@@ -332,6 +430,10 @@ def _source_key(cfg: BuildConfig) -> str:
     return cfg.source.fingerprint()
 
 
+def _input_key(cfg: BuildConfig) -> str:
+    return cfg.input_decl.fingerprint() if cfg.input_decl else ""
+
+
 def _implementation_key(cfg: BuildConfig) -> str:
     return f"{cfg.board.part}|{cfg.board.clock_mhz}|{cfg.target.ceiling}|{cfg.binary_mvau}"
 
@@ -351,7 +453,7 @@ def _vivado_key(cfg: BuildConfig) -> str:
 
 STEPS: list[Step] = [
     Step("export", step_export, key_inputs=_source_key),
-    Step("qonnx_to_finn", step_qonnx_to_finn),
+    Step("qonnx_to_finn", step_qonnx_to_finn, key_inputs=_input_key),
     Step("tidy_up", step_tidy_up),
     Step("streamline", step_streamline),
     Step("convert_to_hw", step_convert_to_hw),

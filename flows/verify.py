@@ -3,7 +3,10 @@
 Stages: Brevitas (reference) -> QONNX -> FINN-ONNX -> tidy -> streamlined -> hardware
 layers -> dataflow partition -> specialized -> folded -> rtlsim (Verilator: the folded
 graph as our RTL), then HLS cppsim and stitched-IP rtlsim where their tools exist. A
-stage whose tools are absent is "not run", never "passed". Outputs are the accelerator's integer outputs, so equality is exact.
+stage whose tools are absent is "not run", never "passed". Every stage runs the whole network
+(host pre-processing and quantizer, accelerator, host head) on the same float inputs. Where the
+network ends in integers, equality is exact; where it ends in a float host head, outputs are
+compared in the accelerator's integer units (``HeadCodes``), which is exact for the accelerator.
 """
 from __future__ import annotations
 
@@ -62,25 +65,123 @@ class InputSet:
     kinds: list[str]
 
 
+def _invert_float_ops(ops, y: np.ndarray) -> np.ndarray:
+    # The float input that the host's pre-processing (e.g. 2x - 1) maps to y, in float64.
+    x = np.asarray(y, dtype=np.float64)
+    for op in reversed(ops or []):
+        v = op.get("value")
+        x = {"Mul": lambda a: a / v, "Div": lambda a: a * v, "Add": lambda a: a - v, "Sub": lambda a: a + v,
+             "Sign": lambda a: a}[op["op"]](x)
+    return x
+
+
 def make_inputs(shape: tuple[int, ...], n: int, input_quant: dict | None, real: np.ndarray | None,
-                seed: int = 0) -> InputSet:
-    """n random inputs, n real ones (when given) and n inputs exactly on rounding ties."""
+                seed: int = 0, float_ops: list[dict] | None = None, value_range: tuple[float, float] | None = None
+                ) -> InputSet:
+    """n random inputs, n real ones (when given) and n inputs exactly on rounding ties.
+
+    Random inputs sit on the input quantizer's grid; ties halfway between two codes, where
+    half-up and half-even disagree. ``float_ops`` is the network's own float pre-processing in
+    front of its quantizer (e.g. ``2x - 1``): inputs are mapped back through it, so they land on
+    the grid (and the ties on ties) after it. Without real data, ``value_range`` gives n
+    "range" inputs: uniform floats over the range real data comes in, mostly off the grid.
+    """
     rng = np.random.default_rng(seed)
     q = input_quant or {"scale": 1.0, "zero_point": 0.0, "bits": 8, "signed": False, "narrow": False}
-    lo = -(2 ** (q["bits"] - 1)) if q["signed"] else 0
-    hi = (2 ** (q["bits"] - 1) - 1) if q["signed"] else 2 ** q["bits"] - 1
+    bipolar = any(op["op"] == "Sign" for op in float_ops or [])
+    lo = -(2 ** (q["bits"] - 1)) + int(q.get("narrow", False)) if q["signed"] else 0
+    hi = (2 ** (q["bits"] - 1) - 1) if q["signed"] else 2 ** q["bits"] - 1 - int(q.get("narrow", False))
+    if bipolar:
+        lo, hi, q = -1, 1, {**q, "scale": 1.0, "zero_point": 0.0}
     ints = rng.integers(lo, hi + 1, size=(n, *shape)).astype(np.float32)
-    rand = (ints - q["zero_point"]) * q["scale"]
-    # Ties: halfway between two integer codes, where half-up and half-even disagree.
+    if bipolar:
+        ints = np.where(ints == 0, 1.0, ints).astype(np.float32)
+    rand = _invert_float_ops(float_ops, (ints - q["zero_point"]) * q["scale"])
+    # Ties: halfway between two integer codes, where half-up and half-even disagree
+    # (for a bipolar input: exactly 0, where sign() must give +1).
     tie_ints = rng.integers(lo, hi, size=(n, *shape)).astype(np.float32) + 0.5
-    ties = (tie_ints - q["zero_point"]) * q["scale"]
+    if bipolar:
+        tie_ints = np.zeros((n, *shape), np.float32)
+    ties = _invert_float_ops(float_ops, (tie_ints - q["zero_point"]) * q["scale"])
     parts, kinds = [rand.astype(np.float32)], ["random"] * n
     if real is not None and len(real):
         parts.append(real[:n].astype(np.float32))
         kinds += ["real"] * min(n, len(real))
+    elif value_range is not None:
+        parts.append(rng.uniform(value_range[0], value_range[1], size=(n, *shape)).astype(np.float32))
+        kinds += ["range"] * n
     parts.append(ties.astype(np.float32))
     kinds += ["tie"] * n
     return InputSet(x=np.concatenate(parts), kinds=kinds)
+
+
+def host_inputs(info: dict, x: np.ndarray) -> np.ndarray:
+    """What the host hands the accelerator's graph for float network inputs ``x``: the network's float
+    pre-processing, then its input quantizer, both as the board driver applies them."""
+    from bnn2fpga.hw.driver.host_ops import float_pre
+    from bnn2fpga.quantize.input_quant import InputQuantSpec
+
+    y = float_pre(info.get("input_float_ops") or [], x)
+    iq = info.get("input_quant")
+    return InputQuantSpec(**iq).quantize(y) if iq else y
+
+
+class HeadCodes:
+    """Outputs of a network with a float host head, in the accelerator's integer units.
+
+    Why: the head (``y = gain * acc + offset`` per output element: the last layer's scale and
+    bias, a last BatchNorm or TensorNorm) is float work that PyTorch, QONNX and the streamlined
+    graph order differently, so their float outputs differ in the last bits while the
+    accelerator's integers agree. Mapped back to ``acc`` and rounded, every stage is compared
+    exactly; an output more than a quarter step off the integer grid is reported, not rounded away.
+    """
+
+    def __init__(self, head: dict):
+        self.gain = np.asarray(head["gain"], np.float64)
+        self.offset = np.asarray(head["offset"], np.float64)
+
+    def codes(self, y: np.ndarray) -> tuple[np.ndarray, float]:
+        """Rounded accumulator codes for outputs ``y`` and the largest distance from the grid."""
+        z = (np.asarray(y, np.float64).reshape(len(y), -1) - self.offset) / self.gain
+        r = np.round(z)
+        return r.astype(np.float32), float(np.abs(z - r).max()) if z.size else 0.0
+
+
+def _compare(label: str, ref: np.ndarray, out: np.ndarray, kinds: list[str], head: HeadCodes | None) -> StageResult:
+    if head is None or ref.reshape(len(ref), -1).shape[1] != head.gain.size \
+            or out.reshape(len(out), -1).shape[1] != head.gain.size:
+        return compare(label, ref, out, kinds)
+    ref_codes, _ = head.codes(ref)
+    codes, off = head.codes(out)
+    if off > 0.25:
+        return StageResult(label, "mismatch", f"outputs are {off:.2f} steps off the accelerator's integer grid "
+                           "(the float head is not what the build recorded)", 0, len(ref))
+    res = compare(label, ref_codes, codes, kinds)
+    ulp = float(np.abs(np.asarray(ref, np.float64) - np.asarray(out, np.float64)).max())
+    if res.status == "bit-exact":
+        res.detail += f" (accelerator integers; float host head within {ulp:.1e})"
+    return res
+
+
+def _reference_codes(build: BuildResult, ref: np.ndarray, head: HeadCodes | None, tmp: Path) -> np.ndarray:
+    # The Verilator stage compares its own float head (the parent graph's ops) exactly; the
+    # reference it gets is that same head applied to the reference's accelerator integers.
+    if head is None:
+        return ref
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from bnn2fpga.flows.rtlsim_stage import _apply, _host_part
+
+    parent = ModelWrapper(str(build.out_dir / "dataflow_parent.onnx"))
+    names = [n.op_type for n in parent.graph.node]
+    if names.count("StreamingDataflowPartition") != 1:
+        return ref
+    k = names.index("StreamingDataflowPartition")
+    sdp = parent.graph.node[k]
+    post = _host_part(parent, parent.graph.node[k + 1:], sdp.output[0], parent.graph.output[0].name)
+    codes, _ = head.codes(ref)
+    shape = parent.get_tensor_shape(sdp.output[0])
+    return _apply(post, codes.reshape(len(codes), *shape[1:]).astype(np.float32)).reshape(ref.shape)
 
 
 def _execute(model, x: np.ndarray, full: bool = False):
@@ -158,11 +259,9 @@ def verify_build(build: BuildResult, inputs: InputSet, reference: np.ndarray | N
     ops.prepare()
     from qonnx.core.modelwrapper import ModelWrapper
 
-    from bnn2fpga.quantize.input_quant import InputQuantSpec
-
     workers = default_workers() if workers is None else workers
-    iq = build.info.get("input_quant")
-    host_x = InputQuantSpec(**iq).quantize(inputs.x) if iq else inputs.x
+    host_x = host_inputs(build.info, inputs.x)
+    head = HeadCodes(build.info["host_head"]) if (build.info.get("host_head") or {}).get("gain") else None
     verdict = Verdict(inputs=len(inputs.x))
     ref = reference
     if ref is not None:
@@ -187,7 +286,7 @@ def verify_build(build: BuildResult, inputs: InputSet, reference: np.ndarray | N
                                                   len(out), len(out)))
                 prev_model, prev_x = model, xs
                 continue
-            res = compare(label, ref, out, inputs.kinds)
+            res = _compare(label, ref, out, inputs.kinds, head)
             if res.status == "mismatch" and prev_model is not None and prev_x is xs:
                 i = int(res.detail.split("input ")[1].split(" ")[0])
                 res.detail += f"; first diverging node: {_first_diverging_node(prev_model, model, xs[i:i + 1])}"
@@ -196,7 +295,8 @@ def verify_build(build: BuildResult, inputs: InputSet, reference: np.ndarray | N
         # The folded dataflow graph as our stitched RTL under Verilator (hw/sim/ladder.py).
         from bnn2fpga.flows.rtlsim_stage import rtlsim_stage
 
-        verdict.stages.append(rtlsim_stage(build, host_x, ref, inputs.kinds, log))
+        rtl_ref = _reference_codes(build, ref, head, Path(tmp)) if ref is not None else None
+        verdict.stages.append(rtlsim_stage(build, host_x, rtl_ref, inputs.kinds, log))
     verdict.stages += tool_stages()
     return verdict
 

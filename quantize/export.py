@@ -1,7 +1,6 @@
 """QONNX export of a zoo model plus the JSON sidecar the flow and the board read."""
 from __future__ import annotations
 
-from bnn2fpga.errors import UserError
 import contextlib
 import io
 import json
@@ -15,6 +14,7 @@ from pathlib import Path, PurePath
 import torch
 import torch.nn as nn
 
+from bnn2fpga.errors import UserError
 from bnn2fpga.quantize.registry import ModelSpec, create_model, get_spec
 
 SIDECAR_SUFFIX = ".json"

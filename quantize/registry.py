@@ -5,12 +5,12 @@ of its variants; nothing else changes.
 """
 from __future__ import annotations
 
-from bnn2fpga.errors import UserError
 from dataclasses import dataclass, field
 from typing import Callable
 
 import torch.nn as nn
 
+from bnn2fpga.errors import UserError
 from bnn2fpga.quantize.preprocess import Preprocessing
 
 

@@ -73,6 +73,7 @@ class IOSpec:
     dma: dict
     estimate: dict | None = None  # the build's FINN estimate (fps, latency_ms), for comparison
     dataflow_sha256: str | None = None  # identifies the dataflow model the package describes
+    input_float_ops: tuple[dict, ...] = ()  # float pre-processing before the input quantizer (2x - 1)
 
     @property
     def path(self) -> Path:
@@ -167,7 +168,7 @@ def _tensor(f: _Fields, side: str) -> TensorSpec:
         if not isinstance(op, dict) or not isinstance(op.get("op"), str):
             f.fail(f"{side}.host_ops[{i}]", f"expected an object with an 'op' name, got {op!r}"[:200])
         check_text(op["op"], lambda problem: f.fail(f"{side}.host_ops[{i}].op", problem))
-        for key in ("perm", "shape"):
+        for key in ("perm", "shape", "value_shape"):
             ints = op.get(key)
             if ints is not None and not (isinstance(ints, list) and all(
                     isinstance(d, int) and not isinstance(d, bool) for d in ints)):
@@ -225,6 +226,11 @@ def load(package_dir) -> IOSpec:
             if key not in quant:
                 f.fail(f"input.quant.{key}", "missing")
     head = f.get("head", (dict,), optional=True)
+    float_ops = f.get("input.float_ops", (list,), optional=True) or []
+    for i, op in enumerate(float_ops):
+        if not isinstance(op, dict) or not isinstance(op.get("op"), str):
+            f.fail(f"input.float_ops[{i}]", f"expected an object with an 'op' name, got {op!r}"[:200])
+        check_text(op["op"], lambda problem: f.fail(f"input.float_ops[{i}].op", problem))
     for side in ("input", "output"):
         f.text(f"{side}.datatype")
     inp, out = _tensor(f, "input"), _tensor(f, "output")
@@ -272,6 +278,7 @@ def load(package_dir) -> IOSpec:
         dma=dma,
         estimate=f.get("estimate", (dict,), optional=True),
         dataflow_sha256=f.text("dataflow_sha256", optional=True),
+        input_float_ops=tuple(float_ops),
     )
 
 

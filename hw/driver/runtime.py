@@ -1,8 +1,10 @@
 """Images in, labels out: the host side of the accelerator, exactly as in training and verification.
 
-preprocess (the training code) -> input quantization (QONNX semantics) -> the host ops
-before the accelerator (e.g. NCHW -> NHWC) -> fold and pack -> accelerator -> unpack ->
-host ops after it -> the per-class head affine -> top-1 label and score.
+preprocess (the training code) -> float pre-processing the network did before its input
+quantizer (e.g. 2x - 1) -> input quantization (QONNX semantics) -> the host ops before the
+accelerator (e.g. NCHW -> NHWC) -> fold and pack -> accelerator -> unpack -> host ops after it
+(layout, the network's float head: scale, bias, a last BatchNorm's affine, TopK) -> the
+per-class head affine of zoo models -> top-1 label and score.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import numpy as np
 
 from . import io_spec as iospec
 from .errors import DriverError
+from .host_ops import HEAD_OPS, float_pre, host_op
 from .input_quant import InputQuantSpec
 from .packing import datatype, pack, unpack
 from .postprocess import apply_head, top1
@@ -22,7 +25,6 @@ from .preprocess import Preprocessing
 
 __all__ = ["Prediction", "Classifier"]
 
-_RESHAPES = ("Reshape", "Flatten", "Squeeze", "Unsqueeze")
 # The host holds one call's batch x frame elements several times over (int64 codes,
 # float32 images, packed bits): 2**26 keeps each copy within 512 MiB and still allows
 # hundreds of ImageNet-size frames per call.
@@ -36,26 +38,6 @@ class Prediction:
     index: int
     label: str
     score: float  # softmax probability of the top class
-
-
-def _host_op(op: dict, where: str):
-    # Host ops are layout changes only; anything computing values would have to be
-    # re-implemented here, so it is refused rather than silently skipped.
-    name = op["op"]
-    if name == "Identity":
-        return lambda x: x
-    if name == "Transpose":
-        perm = [int(p) for p in op.get("perm") or []]
-        if not perm or perm[0] != 0 or sorted(perm) != list(range(len(perm))):
-            raise DriverError(f"io_spec.json: {where} Transpose has permutation {perm}, which moves the batch axis")
-        return lambda x: np.ascontiguousarray(np.transpose(x, perm))
-    if name in _RESHAPES:
-        shape = [int(d) for d in op.get("shape") or []]
-        if not shape:
-            raise DriverError(f"io_spec.json: {where} {name} has no output 'shape'")
-        return lambda x: x.reshape(len(x), *shape[1:])
-    raise DriverError(f"io_spec.json: the host op {name} {where} the accelerator is not supported by the "
-                      f"board driver (supported: Transpose, Identity, {', '.join(_RESHAPES)})")
 
 
 def _softmax_max(logits: np.ndarray) -> np.ndarray:
@@ -77,12 +59,17 @@ class Classifier:
             self.quant = InputQuantSpec(**spec.input_quant) if spec.input_quant else None
         except (TypeError, ValueError) as e:
             raise DriverError(f"{spec.path}: {e}") from None
-        self._pre = [(op["op"], _host_op(op, "before")) for op in spec.input.host_ops]
-        self._post = [(op["op"], _host_op(op, "after")) for op in spec.output.host_ops]
-        # The host ops after the accelerator only change the layout, so its outputs are the
-        # classes; a count that differs would index past the names or the confusion matrix.
+        # Float pre-processing before the quantizer (e.g. 2x - 1), checked once here.
+        float_pre(spec.input_float_ops, np.zeros((1, *spec.host_shape[1:]), np.float32))
+        self._pre = [(op["op"], host_op(op, "before")) for op in spec.input.host_ops]
+        self._post = [(op["op"], host_op(op, "after")) for op in spec.output.host_ops]
+        # A network that ends in TopK / ArgMax outputs labels, not one score per class.
+        self.outputs_labels = bool(spec.output.host_ops) and spec.output.host_ops[-1]["op"] in HEAD_OPS
+        # Host ops after the accelerator (layout, elementwise float head) keep the number of
+        # outputs, so they are the classes; a count that differs would index past the names or
+        # the confusion matrix.
         n_out = int(np.prod(spec.output.shape[1:]))
-        if len(spec.class_names) != n_out:
+        if not self.outputs_labels and len(spec.class_names) != n_out:
             raise DriverError(f"{spec.path}: field 'class_names': {len(spec.class_names)} names for the "
                               f"accelerator's {n_out} outputs (one name per class)")
         self._check_accelerator()
@@ -122,6 +109,7 @@ class Classifier:
     def to_accelerator(self, x: np.ndarray) -> np.ndarray:
         """Accelerator input codes (normal shape) from float network inputs (NCHW)."""
         x = np.asarray(x, dtype=np.float32)
+        x = float_pre(self.spec.input_float_ops, x)
         codes = self._apply(self._pre, self.quant.quantize(x) if self.quant else x, "before")
         want = (len(x), *self.spec.input.shape[1:])
         if codes.shape != want:
@@ -167,7 +155,10 @@ class Classifier:
 
     def predictions(self, logits: np.ndarray) -> list[Prediction]:
         """Top-1 index, class name and softmax score per row of logits."""
-        idx, score = top1(logits), _softmax_max(logits)
+        if self.outputs_labels:  # the network's own TopK / ArgMax already chose the class
+            idx, score = np.asarray(logits).reshape(len(logits), -1)[:, 0].astype(int), np.full(len(logits), np.nan)
+        else:
+            idx, score = top1(logits), _softmax_max(logits)
         names = self.spec.class_names
         return [Prediction(int(i), names[i] if i < len(names) else str(int(i)), float(s)) for i, s in zip(idx, score)]
 

@@ -8,7 +8,6 @@ where, or not what, the loader expects.
 
 from __future__ import annotations
 
-from bnn2fpga.errors import UserError
 import os
 import pickle
 import stat
@@ -17,6 +16,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+
+from bnn2fpga.errors import UserError
 
 __all__ = [
     "ImageSet",
@@ -216,6 +217,7 @@ def stratified_split(
 # Submodules import ImageSet and DatasetError from this package, so they are
 # imported only after those names exist.
 from . import cifar, digits, folders, gtsrb, idx  # noqa: E402
+
 
 DATASETS: dict[str, Callable[[Path | None, str], ImageSet]] = {
     "gtsrb": gtsrb.load_gtsrb,

@@ -300,7 +300,8 @@ def test_residual_blocks_and_classifier_are_inside_the_accelerator(small_build):
         assert [hw.get_tensor_datatype(t) for t in add.input] == [DataType["UINT4"]] * 2
         assert hw.get_tensor_datatype(add.output[0]) == DataType["UINT5"]
     assert result.info["host_post"] == []  # no float op after the classifier
-    assert result.info["host_pre"] == ["Transpose"]  # NCHW -> NHWC of the input, as for CBCNN
+    assert result.info["host_pre_graph"] == ["Transpose"]  # NCHW -> NHWC of the input, as for CBCNN
+    assert result.info["host_pre"] == ["Quant (UINT8, scale 1, ROUND)", "Transpose"]  # the hoisted input quantizer
 
 
 def test_estimate_and_sidecar(small_build):
