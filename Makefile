@@ -12,7 +12,7 @@ IMAGE ?= bnn2fpga:latest
 ckpt_arg := $(if $(CKPT),--ckpt $(CKPT),)
 fps_arg  := $(if $(FPS),--fps $(FPS),)
 
-.PHONY: setup cluster-setup demo test bench bitstream estimate train verify models boards report \
+.PHONY: setup cluster-setup demo test bench bench-ecp5 bitstream estimate train verify models boards report \
         docker-image docker-bitstream docker-test lint-docker clean
 
 setup:
@@ -34,7 +34,12 @@ cluster-setup: setup
 bench: setup
 	@$(BIN)/python -m bnn2fpga.benchmarks.run --out build/bench $(if $(MODELS),--models $(MODELS),)
 
+## The open ECP5 flow measured (README "Open-source bitstream (ECP5)"): minutes per model.
+bench-ecp5: setup
+	@$(BIN)/python -m bnn2fpga.benchmarks.ecp5 --out build/bench-ecp5 --board $(if $(filter ulx3s%,$(BOARD)),$(BOARD),ulx3s-85f) $(if $(MODELS),--models $(MODELS),) $(fps_arg)
+
 ## Every step the machine's tools allow; without Vivado it stops after the estimates (exit 3).
+## ECP5 boards (BOARD=ulx3s-85f) take the open flow instead: yosys, nextpnr-ecp5, ecppack.
 bitstream: setup
 	@$(BIN)/bnn2fpga build $(MODEL) $(ckpt_arg) --board $(BOARD) $(fps_arg) --out $(OUT)
 

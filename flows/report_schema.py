@@ -179,6 +179,22 @@ class YosysSection(_Section):
         default_factory=dict, description="FINN's estimates summed over the same layers, for comparison.")
 
 
+class ImplementationSection(_Section):
+    """Place and route of the whole design by an open flow (the ECP5 boards' yosys + nextpnr)."""
+
+    tool: str = Field(description="Tools of the flow.")
+    board: str = Field(description="Board the design was placed for.")
+    timing_met: bool = Field(description="Every clock reached its constraint (no bitstream otherwise).")
+    clock_mhz: float = Field(description="Clock the design runs at on the board.")
+    fmax_mhz: dict[str, Any] = Field(default_factory=dict, description="Per clock: achieved and constrained MHz.")
+    utilization: dict[str, Any] = Field(default_factory=dict, description="Per resource: used, available, percent.")
+    fps: float | None = Field(None, description="Frames per second: the lower of compute- and serial-bound.")
+    fps_compute_bound: float | None = Field(None, description="Frames per second at the clock, from the slowest layer.")
+    fps_serial_bound: float | None = Field(None, description="Frames per second the serial link carries.")
+    seconds: dict[str, Any] | None = Field(None, description="Wall time of each tool.")
+    bitstream: str | None = Field(None, description="File name of the bitstream, when timing was met.")
+
+
 class Report(_Section):
     """The whole ``report.json`` of one build folder."""
 
@@ -194,6 +210,8 @@ class Report(_Section):
     steps: list[StepRow] | None = Field(None, description="Every build step, run or not.")
     verification: VerificationSection | None = Field(None, description="Bit-exact verification verdict per stage.")
     yosys: YosysSection | None = Field(None, description="Yosys synthesis counts, when run.")
+    implementation: ImplementationSection | None = Field(
+        None, description="Open-flow place and route (ECP5 boards): timing, utilization, frames per second.")
     notes: list[str] | None = Field(None, description="Free-form remarks shown at the end of the page.")
 
     @field_validator("board", mode="before")

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from bnn2fpga.flows import build_dir, ops
+from bnn2fpga.flows import build_dir, ecp5, ops
 from bnn2fpga.hw import finn_env
 from bnn2fpga.flows.config import BuildConfig
 from bnn2fpga.errors import DoesNotFit, ToolMissing, UserError
@@ -463,13 +463,20 @@ STEPS: list[Step] = [
     Step("minimize_bit_width", step_minimize_bit_width),
     Step("estimate", step_estimate, key_inputs=_estimate_key),
     Step("package", step_package),
-    Step("hw_codegen", _xilinx_step(("step_hw_codegen", "step_hw_ipgen")), ("vitis_hls", "hlslib"),
+    # ECP5 boards: the open flow instead of the Vivado steps below (a no-op on Xilinx boards,
+    # as those are on ECP5 boards; require_tools checks only the board family's tools).
+    Step(ecp5.STEP, ecp5.step_ecp5_bitstream, ecp5.TOOLS,
+         "open ECP5 flow: yosys synth_ecp5, nextpnr-ecp5, ecppack (ECP5 boards)", ecp5.step_key),
+    Step("hw_codegen", ecp5.xilinx_only(_xilinx_step(("step_hw_codegen", "step_hw_ipgen"))), ("vitis_hls", "hlslib"),
          "HLS code generation and IP synthesis", _vivado_key),
-    Step("fifo_depths", _xilinx_step(("step_set_fifo_depths",)), ("vivado",), "FIFO sizing by rtlsim", _vivado_key),
-    Step("stitched_ip", _xilinx_step(("step_create_stitched_ip",)), ("vivado",), "stitched IP", _vivado_key),
-    Step("bitfile", _xilinx_step(("step_synthesize_bitfile",)), ("vivado",), "synthesis, place and route",
+    Step("fifo_depths", ecp5.xilinx_only(_xilinx_step(("step_set_fifo_depths",))), ("vivado",),
+         "FIFO sizing by rtlsim", _vivado_key),
+    Step("stitched_ip", ecp5.xilinx_only(_xilinx_step(("step_create_stitched_ip",))), ("vivado",), "stitched IP",
          _vivado_key),
-    Step("driver", step_driver, ("vivado",), "PYNQ driver and deployment package with the bitstream", _vivado_key),
+    Step("bitfile", ecp5.xilinx_only(_xilinx_step(("step_synthesize_bitfile",))), ("vivado",),
+         "synthesis, place and route", _vivado_key),
+    Step("driver", ecp5.xilinx_only(step_driver), ("vivado",), "PYNQ driver and deployment package with the bitstream",
+         _vivado_key),
 ]
 
 #: The last step that runs without Xilinx tools.
@@ -494,13 +501,14 @@ def check_until(until: str | None) -> None:
 
 def require_tools(step: Step, done: list[str], info: dict) -> None:
     """Before a Xilinx step: the design must fit the board and the step's tools must exist."""
-    if not step.needs:
+    if not step.needs or not ecp5.applies(step.name, info):
         return
     if info.get("fit_message"):
         raise DoesNotFit(info["fit_message"])
     if info.get("package_error"):
         raise UserError(f"no deployment package, so no bitstream is built: {info['package_error']}")
-    missing = finn_env.detect_tools().missing_for(step.needs)
+    missing = (ecp5.missing_tools() if step.name == ecp5.STEP else
+               finn_env.detect_tools().missing_for(step.needs))
     if missing:
         raise ToolMissing(
             f"step '{step.name}' ({step.doc}) needs {' and '.join(missing)}, which this machine does not have; "
