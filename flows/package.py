@@ -166,9 +166,11 @@ def dataflow_digest(model) -> str:
 
 
 def _estimate(out_dir: Path) -> dict | None:
+    from bnn2fpga.flows.report import load_report
+
     try:
-        perf = json.loads((out_dir / "report" / "report.json").read_text()).get("performance") or {}
-    except (OSError, ValueError):
+        perf = load_report(out_dir, missing_ok=True).get("performance") or {}
+    except UserError:
         return None
     return {"fps": perf.get("fps"), "latency_ms": perf.get("latency_ms")}
 

@@ -36,7 +36,7 @@ class Context:
     @property
     def report_dir(self) -> Path:
         """Where reports go (FINN's own and ours)."""
-        return self.out_dir / "report"
+        return build_dir.report_dir(self.out_dir)
 
 
 def _no_inputs(cfg: BuildConfig) -> str:
@@ -57,6 +57,10 @@ class Step:
     needs: tuple[str, ...] = ()
     doc: str = ""
     key_inputs: Callable[[BuildConfig], str] = _no_inputs
+    #: The verification ladder's stage that executes this step's saved model ("" for none).
+    ladder: str = ""
+    #: That model runs inside the dataflow parent graph (it holds only the accelerator part).
+    in_parent: bool = False
 
 
 def make_finn_config(cfg: BuildConfig, out_dir: Path):
@@ -452,15 +456,16 @@ def _vivado_key(cfg: BuildConfig) -> str:
 
 
 STEPS: list[Step] = [
-    Step("export", step_export, key_inputs=_source_key),
-    Step("qonnx_to_finn", step_qonnx_to_finn, key_inputs=_input_key),
-    Step("tidy_up", step_tidy_up),
-    Step("streamline", step_streamline),
-    Step("convert_to_hw", step_convert_to_hw),
-    Step("dataflow_partition", step_dataflow_partition),
-    Step("specialize_layers", step_specialize_layers, key_inputs=_implementation_key),
+    Step("export", step_export, key_inputs=_source_key, ladder="qonnx"),
+    Step("qonnx_to_finn", step_qonnx_to_finn, key_inputs=_input_key, ladder="finn-onnx"),
+    Step("tidy_up", step_tidy_up, ladder="tidy"),
+    Step("streamline", step_streamline, ladder="streamlined"),
+    Step("convert_to_hw", step_convert_to_hw, ladder="hw layers"),
+    Step("dataflow_partition", step_dataflow_partition, ladder="dataflow partition", in_parent=True),
+    Step("specialize_layers", step_specialize_layers, key_inputs=_implementation_key, ladder="specialized",
+         in_parent=True),
     Step("folding", step_folding, key_inputs=_folding_key),
-    Step("minimize_bit_width", step_minimize_bit_width),
+    Step("minimize_bit_width", step_minimize_bit_width, ladder="folded", in_parent=True),
     Step("estimate", step_estimate, key_inputs=_estimate_key),
     Step("package", step_package),
     # ECP5 boards: the open flow instead of the Vivado steps below (a no-op on Xilinx boards,
@@ -486,6 +491,11 @@ LAST_VIVADO_FREE = "package"
 #: The last step whose model is the folded dataflow graph as FINN would stitch it: the
 #: model the Verilator stage, Yosys and the simulated accelerator read.
 FOLDED_MODEL_STEP = "minimize_bit_width"
+
+
+def ladder_stages() -> list[tuple[str, str, bool]]:
+    """(stage label, step, runs inside the parent graph) of every step the ladder executes, in order."""
+    return [(s.ladder, s.name, s.in_parent) for s in STEPS if s.ladder]
 
 
 def step_names() -> list[str]:

@@ -19,23 +19,12 @@ from typing import Callable
 
 import numpy as np
 
-from bnn2fpga.flows import ops
+from bnn2fpga.flows import build_dir, ops
 from bnn2fpga.flows.compare import StageResult, compare
-
-from bnn2fpga.hw import finn_env
 from bnn2fpga.flows.runner import BuildResult, model_file
+from bnn2fpga.flows.steps import ladder_stages
+from bnn2fpga.hw import finn_env
 
-# (stage label, build step whose saved model it executes, executes inside the parent graph)
-ONNX_STAGES = [
-    ("qonnx", "export", False),
-    ("finn-onnx", "qonnx_to_finn", False),
-    ("tidy", "tidy_up", False),
-    ("streamlined", "streamline", False),
-    ("hw layers", "convert_to_hw", False),
-    ("dataflow partition", "dataflow_partition", True),
-    ("specialized", "specialize_layers", True),
-    ("folded", "minimize_bit_width", True),
-]
 
 
 @dataclass
@@ -268,7 +257,7 @@ def verify_build(build: BuildResult, inputs: InputSet, reference: np.ndarray | N
         verdict.stages.append(StageResult("brevitas", "reference", "PyTorch/Brevitas model", len(ref), len(ref)))
     prev_model, prev_x = None, None
     with tempfile.TemporaryDirectory() as tmp, finn_env.exact_execution():
-        for label, step, in_parent in ONNX_STAGES:
+        for label, step, in_parent in ladder_stages():
             path = model_file(build.out_dir, step)
             if not path.exists():
                 verdict.stages.append(StageResult(label, "not run", f"build stopped before '{step}'"))
@@ -332,7 +321,7 @@ def brevitas_reference(model_name: str, ckpt: Path | None, x: np.ndarray) -> np.
 
 def save_verdict(out_dir: Path, verdict: Verdict) -> Path:
     """Write verify.json next to the report."""
-    path = Path(out_dir) / "report" / "verify.json"
+    path = build_dir.report_dir(out_dir) / build_dir.VERIFY_JSON
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(verdict.to_dict(), indent=2))
     return path
