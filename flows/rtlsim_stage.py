@@ -13,6 +13,18 @@ import numpy as np
 STAGE = "rtlsim (Verilator)"
 
 
+def around_partition(parent):
+    """(host part before, the partition node, host part after) of a dataflow parent; None unless one partition."""
+    names = [n.op_type for n in parent.graph.node]
+    if names.count("StreamingDataflowPartition") != 1:
+        return None
+    k = names.index("StreamingDataflowPartition")
+    part = parent.graph.node[k]
+    pre = _host_part(parent, parent.graph.node[:k], parent.graph.input[0].name, part.input[0])
+    post = _host_part(parent, parent.graph.node[k + 1:], part.output[0], parent.graph.output[0].name)
+    return pre, part, post
+
+
 def _host_part(parent, nodes, inp: str, out: str):
     """A model of ``nodes`` of the parent graph from tensor ``inp`` to tensor ``out`` (None: identity)."""
     if not nodes:
@@ -72,13 +84,10 @@ def rtlsim_stage(build, host_x: np.ndarray, ref: np.ndarray | None, kinds: list[
     if reasons:
         return StageResult(STAGE, "not run", "needs RTL for: " + "; ".join(reasons))
     parent = ModelWrapper(str(parent_path))
-    names = [n.op_type for n in parent.graph.node]
-    if names.count("StreamingDataflowPartition") != 1:
+    split = around_partition(parent)
+    if split is None:
         return StageResult(STAGE, "not run", "needs exactly one dataflow partition")
-    k = names.index("StreamingDataflowPartition")
-    part = parent.graph.node[k]
-    pre = _host_part(parent, parent.graph.node[:k], parent.graph.input[0].name, part.input[0])
-    post = _host_part(parent, parent.graph.node[k + 1:], part.output[0], parent.graph.output[0].name)
+    pre, part, post = split
     log(f"verify: {STAGE} ({len(host_x)} inputs): generating and compiling the RTL")
     try:
         design = build_design(model)

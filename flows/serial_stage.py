@@ -57,7 +57,7 @@ def serial_stage(build, host_x, ref, kinds: list[str], board: Board | None = Non
 
     from bnn2fpga.flows import ops
     from bnn2fpga.flows.compare import StageResult, compare
-    from bnn2fpga.flows.rtlsim_stage import _apply, _host_part
+    from bnn2fpga.flows.rtlsim_stage import _apply, around_partition
     from bnn2fpga.hw import finn_env
     from bnn2fpga.hw.sim import uart_sim, verilator
 
@@ -73,13 +73,10 @@ def serial_stage(build, host_x, ref, kinds: list[str], board: Board | None = Non
     except UserError as e:
         return StageResult(STAGE, "not run", str(e))
     parent = ModelWrapper(str(out_dir / "dataflow_parent.onnx"))
-    names = [n.op_type for n in parent.graph.node]
-    if names.count("StreamingDataflowPartition") != 1:
+    split = around_partition(parent)
+    if split is None:
         return StageResult(STAGE, "not run", "needs exactly one dataflow partition")
-    k = names.index("StreamingDataflowPartition")
-    part = parent.graph.node[k]
-    pre = _host_part(parent, parent.graph.node[:k], parent.graph.input[0].name, part.input[0])
-    post = _host_part(parent, parent.graph.node[k + 1:], part.output[0], parent.graph.output[0].name)
+    pre, part, post = split
     board = board or get_board("ulx3s-85f")
     with tempfile.TemporaryDirectory(prefix="serial-stage-") as tmp:
         try:

@@ -30,7 +30,7 @@ def test_every_package_folder_is_installed_under_the_namespace():
     assert on_disk == listed
 
 
-def test_import_contracts_hold(tmp_path):
+def _installed_copy(tmp_path: Path) -> Path:
     # import-linter walks a package's folder on disk; the installed namespace maps several
     # top-level folders into one package, so the check runs on a copy laid out as installed.
     for pkg, folder in _package_dirs().items():
@@ -38,25 +38,26 @@ def test_import_contracts_hold(tmp_path):
         dest.mkdir(parents=True, exist_ok=True)
         for f in folder.glob("*.py"):
             shutil.copy(f, dest / f.name)
-    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    return tmp_path
+
+
+def _lint(root: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(root)}
     lint = Path(sys.executable).parent / "lint-imports"
-    res = subprocess.run([str(lint), "--config", str(REPO / ".importlinter"), "--no-cache"], cwd=tmp_path,
-                         env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run([str(lint), "--config", str(REPO / ".importlinter"), "--no-cache"], cwd=root,
+                          env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_import_contracts_hold(tmp_path):
+    res = _lint(_installed_copy(tmp_path))
     assert res.returncode == 0, res.stdout + res.stderr
     assert "BROKEN" not in res.stdout and "KEPT" in res.stdout
 
 
 def test_a_broken_layer_is_caught(tmp_path):
     """The check can fail: an upward import planted in a copy is reported."""
-    for pkg, folder in _package_dirs().items():
-        dest = tmp_path / Path(*pkg.split("."))
-        dest.mkdir(parents=True, exist_ok=True)
-        for f in folder.glob("*.py"):
-            shutil.copy(f, dest / f.name)
-    bad = tmp_path / "bnn2fpga" / "hw" / "rtlgen" / "base.py"
+    root = _installed_copy(tmp_path)
+    bad = root / "bnn2fpga" / "hw" / "rtlgen" / "base.py"
     bad.write_text(bad.read_text() + "\n\ndef _up():\n    from bnn2fpga.flows import runner  # noqa\n")
-    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    lint = Path(sys.executable).parent / "lint-imports"
-    res = subprocess.run([str(lint), "--config", str(REPO / ".importlinter"), "--no-cache"], cwd=tmp_path,
-                         env=env, capture_output=True, text=True, timeout=300)
+    res = _lint(root)
     assert res.returncode != 0 and "bnn2fpga.hw.rtlgen.base -> bnn2fpga.flows.runner" in res.stdout
