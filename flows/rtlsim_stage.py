@@ -6,9 +6,12 @@ numpy as in the other stages; the partition itself runs as our stitched RTL.
 from __future__ import annotations
 
 import copy
+import logging
 from typing import Callable
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 STAGE = "rtlsim (Verilator)"
 
@@ -56,8 +59,9 @@ def _apply(part, xs: np.ndarray) -> np.ndarray:
 
 
 def rtlsim_stage(build, host_x: np.ndarray, ref: np.ndarray | None, kinds: list[str],
-                 log: Callable[[str], None] = print):
+                 log: Callable[[str], None] | None = None):
     """Run the stage; returns a flows.verify.StageResult ("not run" with the reason when it cannot)."""
+    log = log or logger.info
     from bnn2fpga.flows import ops
     from bnn2fpga.hw import finn_env
     from bnn2fpga.flows.runner import model_file

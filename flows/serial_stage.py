@@ -6,6 +6,7 @@ the shell's protocol, sent bit by bit at its baud rate, decoded from ``uart_tx``
 """
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -15,6 +16,8 @@ from bnn2fpga.errors import UserError
 from bnn2fpga.flows.ecp5 import folded_model_path, shell_design
 from bnn2fpga.hw.rtlgen.base import LayerRTL
 from bnn2fpga.hw.rtlgen.shell import ShellSpec
+
+logger = logging.getLogger(__name__)
 
 STAGE = "serial shell (Verilator, UART pins)"
 
@@ -45,13 +48,14 @@ def bytes_to_frames(data: bytes, dtype, design: LayerRTL, spec: ShellSpec):
     return decode(unpack(padded.view("<u4"), design.out_elems, design.out_elem_bits, signed), dtype)
 
 
-def serial_stage(build, host_x, ref, kinds: list[str], board: Board | None = None, log: Callable = print):
+def serial_stage(build, host_x, ref, kinds: list[str], board: Board | None = None, log: Callable | None = None):
     """A ladder stage: the bitstream's whole top in Verilator, frames over the UART pins.
 
     Like ``rtlsim_stage`` (host parts in numpy, the partition as RTL), but the partition
     is the board top of the open ECP5 flow, driven bit by bit at the shell's baud rate.
     Returns a ``flows.compare.StageResult``.
     """
+    log = log or logger.info
     import numpy as np
     from qonnx.core.modelwrapper import ModelWrapper
 

@@ -10,6 +10,7 @@ compared in the accelerator's integer units (``HeadCodes``), which is exact for 
 """
 from __future__ import annotations
 
+import logging
 import copy
 import json
 import tempfile
@@ -24,6 +25,8 @@ from bnn2fpga.flows.compare import StageResult, compare
 from bnn2fpga.flows.runner import BuildResult, model_file
 from bnn2fpga.flows.steps import ladder_stages
 from bnn2fpga.hw import finn_env
+
+logger = logging.getLogger(__name__)
 
 
 
@@ -243,8 +246,9 @@ def _parent_with(build: BuildResult, child: Path, tmp: Path):
 
 
 def verify_build(build: BuildResult, inputs: InputSet, reference: np.ndarray | None,
-                 log: Callable[[str], None] = print, workers: int | None = None) -> Verdict:
+                 log: Callable[[str], None] | None = None, workers: int | None = None) -> Verdict:
     """Run the stage ladder of a finished (Vivado-free) build and compare every stage."""
+    log = log or logger.info
     ops.prepare()
     from qonnx.core.modelwrapper import ModelWrapper
 
