@@ -247,7 +247,10 @@ def cmd_verify(args) -> int:
     exported = ModelWrapper(str(result.model_path("export")))
     shape = tuple(exported.get_tensor_shape(exported.graph.input[0].name))[1:]
     real = _real_inputs(args, cfg.source.model, args.inputs)
-    inputs = make_inputs(shape, args.inputs, result.info.get("input_quant"), real, seed=args.seed)
+    # Random inputs and ties are placed on the input quantizer's grid through the network's own
+    # float pre-processing (e.g. 2x - 1), so they reach the quantizer where intended.
+    inputs = make_inputs(shape, args.inputs, result.info.get("input_quant"), real, seed=args.seed,
+                         float_ops=result.info.get("input_float_ops"))
     _log(f"verify: {len(inputs.x)} inputs ({args.inputs} random, {0 if real is None else min(args.inputs, len(real))} "
          f"real, {args.inputs} on rounding ties)")
     ref = brevitas_reference(cfg.source.model, cfg.source.ckpt, inputs.x) if cfg.source.model else None

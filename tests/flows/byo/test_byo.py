@@ -191,3 +191,19 @@ def test_unsupported_op_names_node_op_and_what_to_change(tmp_path):
         run_build(make_config(onnx=path, out_dir=tmp_path / "out", until="qonnx_to_finn"), log=lambda m: None)
     msg = str(e.value)
     assert "(op Sin)" in msg and "Brevitas model" in msg
+
+
+def test_verify_command_puts_inputs_on_the_grid_through_the_float_preprocessing(tmp_path, capfd, monkeypatch):
+    """`bnn2fpga verify --onnx` on FINN's TFC (2x - 1 before a 1-bit input quantizer): the ties land
+    exactly on the sign's threshold (0 after 2x - 1, so x = 0.5), and every stage is bit-exact."""
+    from bnn2fpga.flows import verify
+    from bnn2fpga.flows.cli import main
+
+    made = []
+    real_make = verify.make_inputs
+    monkeypatch.setattr(verify, "make_inputs", lambda *a, **k: made.append(real_make(*a, **k)) or made[-1])
+    path, _ = corpus.export("tfc-1w1a", tmp_path / "src")
+    assert main(["verify", "--onnx", str(path), "--inputs", "2", "--out", str(tmp_path / "b")]) == 0
+    assert "verdict: bit-exact at every stage that ran" in capfd.readouterr().out
+    ties = made[0].x[[k == "tie" for k in made[0].kinds]]
+    assert len(ties) == 2 and np.all(ties == 0.5)
