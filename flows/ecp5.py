@@ -16,6 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from bnn2fpga.boards import Board, get_board
 from bnn2fpga.errors import DoesNotFit, ToolMissing, UserError
 from bnn2fpga.flows import build_dir
@@ -67,6 +69,20 @@ def accelerator_rtl(model, workdir: Path) -> LayerRTL:
     if missing:
         raise UserError("no RTL for: " + "; ".join(missing))
     return stitched_layer(ACCEL, layers, edges=graph_edges(model, layers))
+
+
+def serial_bound_fps(model, baud: int = DEFAULT_BAUD) -> float:
+    """Frames per second the serial link can carry for this accelerator's input and output frames.
+
+    Whole bytes per element (the shell pads each beat to bytes), 10 bits on the line per byte
+    (8N1); in and out travel at once, so the larger frame sets the rate.
+    """
+    def frame_bytes(tensor: str) -> int:
+        shape = model.get_tensor_shape(tensor)
+        bits = model.get_tensor_datatype(tensor).bitwidth()
+        return int(np.prod(shape[1:])) * -(-bits // 8)
+
+    return baud / (10 * max(frame_bytes(model.graph.input[0].name), frame_bytes(model.graph.output[0].name)))
 
 
 def shell_design(model, board: Board, workdir: Path, baud: int = DEFAULT_BAUD, clock_mhz: float | None = None,

@@ -76,7 +76,8 @@ def write_estimate(model, ctx) -> Path:
 def _folding_section(ctx) -> FoldingSection:
     # The search trace ("tried") can run to hundreds of entries; build_state keeps it.
     fold = {k: v for k, v in ctx.info.get("folding", {}).items() if k != "tried"}
-    labels = {"search": "search (fastest that fits)", "fps": "FPS target", "file": "folding file"}
+    labels = {"search": "search (fastest that fits)", "fps": "FPS target", "file": "folding file",
+              "serial": "the serial link's rate (serial-fed board)"}
     source = labels.get(fold.get("mode"), fold.get("mode"))
     if fold.get("mode") == "file":
         source = f"{source} {Path(fold.get('file', '')).name}"

@@ -47,7 +47,7 @@ class BoardSection(_Section):
 class FoldingSection(_Section):
     """How PE/SIMD were chosen (the folding step's summary, without the search trace)."""
 
-    mode: str | None = Field(None, description="'search', 'fps' or 'file': which folding strategy ran.")
+    mode: str | None = Field(None, description="'search', 'fps', 'file' or 'serial' (an ECP5 board's link rate): which folding strategy ran.")
     source: str | None = Field(None, description="Human-readable form of mode (and the file name).")
     fits: bool | None = Field(None, description="Whether the chosen folding fits under the ceiling.")
     cycles: int | None = Field(None, description="Cycles per frame of the slowest layer after folding.")

@@ -364,9 +364,20 @@ def step_specialize_layers(model, ctx: Context):
 
 def step_folding(model, ctx: Context):
     """Parallelize: the user's folding JSON, FINN's SetFolding to an FPS, or our search."""
+    from dataclasses import replace
+
     from bnn2fpga.flows import folding
 
-    model, summary = folding.apply_target(model, ctx.cfg.target, ctx.cfg.board)
+    target = ctx.cfg.target
+    serial = ctx.cfg.board.is_ecp5 and target.mode == "search"
+    if serial:
+        # A serial-fed board cannot use more frames than its link carries: the fastest design
+        # that fits would only cost place-and-route time (and timing) for nothing.
+        target = replace(target, fps=ecp5.serial_bound_fps(model))
+    model, summary = folding.apply_target(model, target, ctx.cfg.board)
+    if serial:
+        summary = {**summary, "mode": "serial", "serial_bound_fps": target.fps}
+        summary.pop("target_missed", None)
     folding.save_folding(model, ctx.out_dir / "folding.json")
     ctx.info["folding"] = summary
     return model

@@ -322,3 +322,16 @@ def test_host_driver_over_the_simulated_serial_port_matches_the_simulated_accele
                 del sys.modules[name]
     finally:
         port.close()
+
+
+def test_serial_fed_board_folds_to_its_link_rate(tmp_path):
+    """On an ECP5 board the search aims at what the serial link carries, not at the chip's limit."""
+    from bnn2fpga.flows.config import make_config
+    from bnn2fpga.flows.runner import run_build
+
+    res = run_build(make_config(model="cbcnn-mnist", board="ulx3s-85f", out_dir=tmp_path / "b", until="folding"),
+                    log=lambda m: None)
+    fold = res.info["folding"]
+    # 28 x 28 UINT8 pixels in, 10 bits per byte on a 3 Mbaud line: 382.65 frames/s at most.
+    assert fold["mode"] == "serial" and fold["serial_bound_fps"] == pytest.approx(3e6 / 10 / 784)
+    assert fold["serial_bound_fps"] <= fold["fps"] < 4 * fold["serial_bound_fps"]
