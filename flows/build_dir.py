@@ -25,6 +25,8 @@ FINN_DIR = "finn"
 FINN_LOG = "finn.log"
 DATAFLOW_PARENT = "dataflow_parent.onnx"
 FOLDING_JSON = "folding.json"
+ECP5_DIR = "ecp5"  # the open ECP5 flow's sources, logs and nextpnr report
+BITSTREAM = "bitstream.bit"  # the open ECP5 flow's bitstream
 
 
 def report_dir(out_dir: Path) -> Path:

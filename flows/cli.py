@@ -199,11 +199,12 @@ def _warn_target_missed(info: dict) -> None:
 
 def _steps_section(state: dict) -> list:
     from bnn2fpga.flows.report_schema import StepRow
-    from bnn2fpga.flows.steps import STEPS
+    from bnn2fpga.flows.steps import STEPS, not_for_board
 
-    times = state.get("times", {})
-    return [StepRow(name=s.name, seconds=times.get(s.name), status="done" if s.name in times else "not run",
-                    detail=s.doc) for s in STEPS]
+    times, other = state.get("times", {}), set(state.get("not_for_board", []))
+    return [StepRow(name=s.name, seconds=times.get(s.name),
+                    status="not for this board" if s.name in other else "done" if s.name in times else "not run",
+                    detail=not_for_board(s, state.get("info", {})) if s.name in other else s.doc) for s in STEPS]
 
 
 def _real_inputs(args, spec_name: str | None, n: int):

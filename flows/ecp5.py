@@ -28,8 +28,8 @@ from bnn2fpga.hw.synth import ecp5 as tools
 logger = logging.getLogger(__name__)
 
 #: Where the flow's files go inside a build folder, and the bitstream's name.
-FLOW_DIR = "ecp5"
-BITSTREAM = "bitstream.bit"
+FLOW_DIR = build_dir.ECP5_DIR
+BITSTREAM = build_dir.BITSTREAM
 #: The report section (flows/report_schema.py must know it; see write_report).
 SECTION = "implementation"
 # nextpnr's utilization keys -> the names the report uses.
@@ -199,7 +199,8 @@ def step_ecp5_bitstream(model, ctx):
 STEP = "ecp5_bitstream"
 
 
-def _board_is_ecp5(info: dict) -> bool:
+def board_is_ecp5(info: dict) -> bool:
+    """Whether the build described by ``info`` targets an ECP5 board (the open flow)."""
     from bnn2fpga.boards import BoardError
 
     try:
@@ -210,7 +211,7 @@ def _board_is_ecp5(info: dict) -> bool:
 
 def applies(step_name: str, info: dict) -> bool:
     """Whether a step with tool needs is this build's: the open flow on ECP5 boards, Vivado's elsewhere."""
-    return (step_name == STEP) == _board_is_ecp5(info)
+    return (step_name == STEP) == board_is_ecp5(info)
 
 
 TOOLS = tools.TOOLS

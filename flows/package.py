@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from bnn2fpga.flows import ops
+from bnn2fpga.hw.rtlgen.shell import DEFAULT_BAUD
 from bnn2fpga.errors import UserError
 
 FORMAT = "bnn2fpga-io/1"
@@ -153,6 +154,8 @@ def io_spec(model, ctx) -> dict:
         "head": sidecar.get("head"),
         "class_names": list(sidecar.get("class_names") or [str(i) for i in range(n_classes)]),
         "preprocessing": sidecar.get("preprocessing"),
+        # How the host reaches the accelerator: PYNQ's DMA engines, or the ECP5 shell's UART.
+        "link": {"kind": "serial", "baud": DEFAULT_BAUD} if board.is_ecp5 else {"kind": "axi-dma"},
         "dma": dict(DEFAULT_DMA),
         "dataflow_sha256": dataflow_digest(model),
         "estimate": _estimate(ctx.out_dir),

@@ -132,7 +132,7 @@ class StepRow(_Section):
     """One build step and whether it ran."""
 
     name: str = Field(description="Step name as --until takes it.")
-    status: str = Field(description="'done' or 'not run'.")
+    status: str = Field(description="'done', 'not run', or 'not for this board' (the other FPGA family's steps).")
     seconds: float | None = Field(None, description="Wall time of the step, or null if it did not run.")
     detail: str = Field("", description="What the step does, or why it did not run.")
 

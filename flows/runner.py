@@ -17,7 +17,8 @@ from typing import Callable
 from bnn2fpga.flows import build_dir, ops
 from bnn2fpga.flows.build_dir import STATE_FILE
 from bnn2fpga.flows.config import BuildConfig, file_digest
-from bnn2fpga.flows.steps import LAST_VIVADO_FREE, STEPS, Context, make_finn_config, require_tools
+from bnn2fpga.flows.ecp5 import STEP as ECP5_STEP
+from bnn2fpga.flows.steps import LAST_VIVADO_FREE, STEPS, Context, make_finn_config, not_for_board, require_tools
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ def _intact(out: Path, step: str, digests: dict) -> str | None:
 def _drop_stale_outputs(out: Path, valid: int, names: list[str]) -> None:
     """Remove the reports and the board package when the steps that wrote them are no longer valid.
 
-    A report or io_spec.json of an earlier design must never be shown for this one.
+    A report, io_spec.json or bitstream of an earlier design must never be shown for this one.
     """
     import shutil
 
@@ -113,6 +114,10 @@ def _drop_stale_outputs(out: Path, valid: int, names: list[str]) -> None:
         shutil.rmtree(build_dir.report_dir(out), ignore_errors=True)
     if valid <= names.index("package"):
         remove_deploy(out)
+    if valid <= names.index(ECP5_STEP):
+        # A bitstream of an earlier design must never be flashed as this one's.
+        (out / build_dir.BITSTREAM).unlink(missing_ok=True)
+        shutil.rmtree(out / build_dir.ECP5_DIR, ignore_errors=True)
 
 
 def run_build(cfg: BuildConfig, log: Callable[[str], None] | None = None, until: str | None = None) -> BuildResult:
@@ -131,6 +136,7 @@ def run_build(cfg: BuildConfig, log: Callable[[str], None] | None = None, until:
     build_dir.steps_dir(out).mkdir(exist_ok=True)
     state = load_state(out)
     saved, digests = state.get("keys", {}), state.get("files", {})
+    passed_through = state.get("not_for_board", [])
     until = until or cfg.until
     names = [s.name for s in STEPS]
     last = names.index(until) if until else len(STEPS) - 1
@@ -156,6 +162,8 @@ def run_build(cfg: BuildConfig, log: Callable[[str], None] | None = None, until:
              "files": {n: digests[n] for n in done}}
     ctx = Context(cfg=cfg, finn_cfg=make_finn_config(cfg, out), out_dir=out, info=info)
     ran: list[str] = []
+    skipped_for_board = [n for n in passed_through if n in done]
+    state["not_for_board"] = skipped_for_board
     model = ModelWrapper(str(model_file(out, done[-1]))) if done else None
     if done:
         log(f"resuming after '{done[-1]}' ({len(done)} step(s) reused)")
@@ -173,14 +181,19 @@ def run_build(cfg: BuildConfig, log: Callable[[str], None] | None = None, until:
         model.save(str(tmp))
         tmp.replace(path)  # an interrupted save never leaves a half-written model under the real name
         dt = time.time() - t0
-        times[step.name] = round(dt, 2)
+        other = not_for_board(step, ctx.info)
+        if other:
+            skipped_for_board.append(step.name)
+        else:
+            times[step.name] = round(dt, 2)
         done.append(step.name)
         ran.append(step.name)
         state["keys"][step.name] = keys[step.name]
         state["files"][step.name] = file_digest(path)
         state["times"], state["info"] = times, ctx.info
+        state["not_for_board"] = skipped_for_board
         _save_state(out, state)
-        log(f"[{i + 1}/{last + 1}] {step.name} done in {dt:.1f} s")
+        log(f"[{i + 1}/{last + 1}] {step.name} {other or f'done in {dt:.1f} s'}")
     return BuildResult(out_dir=out, done=done, ran=ran, skipped=names[: reusable], stopped_at=names[last],
                        times=times, info=ctx.info)
 

@@ -520,9 +520,18 @@ def check_until(until: str | None) -> None:
         raise UserError(f"unknown step '{until}'; steps: {', '.join(step_names())}")
 
 
+def not_for_board(step: Step, info: dict) -> str | None:
+    """Why ``step`` passes the model through on this build's board, or None when it is the board's."""
+    if not step.needs or ecp5.applies(step.name, info):
+        return None
+    if step.name == ecp5.STEP:
+        return "not for this board: Xilinx boards take the Vivado steps"
+    return f"not for this board: ECP5 boards take the open flow ({ecp5.STEP})"
+
+
 def require_tools(step: Step, done: list[str], info: dict) -> None:
     """Before a Xilinx step: the design must fit the board and the step's tools must exist."""
-    if not step.needs or not ecp5.applies(step.name, info):
+    if not_for_board(step, info) or not step.needs:
         return
     if info.get("fit_message"):
         raise DoesNotFit(info["fit_message"])

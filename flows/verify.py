@@ -20,7 +20,8 @@ from typing import Callable
 
 import numpy as np
 
-from bnn2fpga.flows import build_dir, ops
+from bnn2fpga.boards import get_board
+from bnn2fpga.flows import build_dir, ecp5, ops
 from bnn2fpga.flows.compare import StageResult, compare
 from bnn2fpga.flows.runner import BuildResult, model_file
 from bnn2fpga.flows.steps import ladder_stages
@@ -290,12 +291,23 @@ def verify_build(build: BuildResult, inputs: InputSet, reference: np.ndarray | N
 
         rtl_ref = _reference_codes(build, ref, head, Path(tmp)) if ref is not None else None
         verdict.stages.append(rtlsim_stage(build, host_x, rtl_ref, inputs.kinds, log))
-    verdict.stages += tool_stages()
+        if ecp5.board_is_ecp5(build.info):
+            # The bitstream's whole top (UART shell around the same RTL), fed over its pins.
+            from bnn2fpga.flows.serial_stage import serial_stage
+
+            verdict.stages.append(serial_stage(build, host_x, rtl_ref, inputs.kinds,
+                                               board=get_board(build.info["board"]), log=log))
+    verdict.stages += tool_stages(build.info)
     return verdict
 
 
-def tool_stages() -> list[StageResult]:
-    """Stages that need Xilinx tools or finn-hlslib: reported as not run when those are absent."""
+def tool_stages(info: dict | None = None) -> list[StageResult]:
+    """Stages that need Xilinx tools or finn-hlslib: reported as not run when those are absent.
+
+    None on an ECP5 board: its bitstream comes from the open flow, which the serial stage checks.
+    """
+    if ecp5.board_is_ecp5(info or {}):
+        return []
     tools = finn_env.detect_tools()
     out = []
     missing = tools.missing_for(("hlslib", "vitis_hls"))

@@ -542,17 +542,18 @@ def _train_epoch(
         leave=False,
         disable=None if progress and world.is_main else True,  # None: only on a terminal
     )
-    for idx in bar:
-        xb = data.x_train[idx].float()
-        if any(recipe.augment.values()):
-            # The whole global batch, so every rank draws the same random stream as one process would.
-            xb = augment(xb, generator=gen, **recipe.augment)
-        mine = distributed.shard(torch.arange(len(idx)), world)
-        loss, ok = train_step(model, optimizer, loss_fn, xb[mine], data.y_train[idx][mine], forward)
-        loss_sum += loss * len(mine)
-        correct += ok
-        seen += len(mine)
-        bar.set_postfix_str(f"loss {loss_sum / seen:.3f}", refresh=False)
+    with distributed.synchronized_batch_norm(model):
+        for idx in bar:
+            xb = data.x_train[idx].float()
+            if any(recipe.augment.values()):
+                # The whole global batch, so every rank draws the same random stream as one process would.
+                xb = augment(xb, generator=gen, **recipe.augment)
+            mine = distributed.shard(torch.arange(len(idx)), world)
+            loss, ok = train_step(model, optimizer, loss_fn, xb[mine], data.y_train[idx][mine], forward)
+            loss_sum += loss * len(mine)
+            correct += ok
+            seen += len(mine)
+            bar.set_postfix_str(f"loss {loss_sum / seen:.3f}", refresh=False)
     bar.close()
     seconds = time.perf_counter() - start
     loss_sum, correct, seen = distributed.all_sum([loss_sum, float(correct), float(seen)])

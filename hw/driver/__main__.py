@@ -47,9 +47,22 @@ def open_classifier(args):
     from .runtime import Classifier
 
     spec = io_spec.load(args.package)
+    if args.simulate and args.serial:
+        raise DriverError("give --simulate or --serial, not both")
     if args.simulate:
         io_spec.check_board(spec, args.board, on_board=False)
         return Classifier(spec, _simulated(args.simulate))
+    if args.serial:
+        from .serial_link import SerialAccelerator
+
+        if spec.serial_baud is None:
+            raise DriverError(f"package {spec.package_dir} was built for {spec.board}, whose accelerator is "
+                              "reached by DMA on the board, not over a serial line; run without --serial there")
+        io_spec.check_board(spec, args.board, on_board=False)  # the host is a PC, the board a USB device
+        return Classifier(spec, SerialAccelerator(spec, args.serial, baud=spec.serial_baud))
+    if spec.serial_baud is not None:
+        raise DriverError(f"package {spec.package_dir} was built for {spec.board}, whose accelerator sits behind "
+                          f"a serial line: give its port, e.g. --serial /dev/ttyUSB0 (or --simulate BUILD_DIR)")
     io_spec.check_board(spec, args.board, on_board=pynq_available())
     return Classifier(spec, PynqAccelerator(spec))
 
@@ -174,6 +187,8 @@ def parser() -> argparse.ArgumentParser:
                         help="deployment package folder (default: the one this driver is in)")
     common.add_argument("--simulate", metavar="BUILD_DIR",
                         help="off the board: run the build's dataflow model in FINN instead of the FPGA")
+    common.add_argument("--serial", metavar="PORT",
+                        help="ECP5 packages: the board's USB serial port (/dev/ttyUSB0, COM3), via pyserial")
     common.add_argument("--board", help="check that the package was built for this board (e.g. pynq-z2)")
     common.add_argument("--batch", type=int, default=1, help="frames per accelerator call (default 1)")
     common.add_argument("--debug", action="store_true", help="show tracebacks")

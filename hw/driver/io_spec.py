@@ -74,6 +74,7 @@ class IOSpec:
     estimate: dict | None = None  # the build's FINN estimate (fps, latency_ms), for comparison
     dataflow_sha256: str | None = None  # identifies the dataflow model the package describes
     input_float_ops: tuple[dict, ...] = ()  # float pre-processing before the input quantizer (2x - 1)
+    serial_baud: int | None = None  # the accelerator sits behind a serial line at this rate (ECP5 boards)
 
     @property
     def path(self) -> Path:
@@ -256,6 +257,15 @@ def load(package_dir) -> IOSpec:
         f.inside("bitfile.file", package_dir)
         f.inside("bitfile.hwh", package_dir)
         f.text("bitfile.sha256")
+    serial_baud = None
+    if f.get("link", (dict,), optional=True):
+        kind = f.text("link.kind")
+        if kind == "serial":
+            serial_baud = f.get("link.baud", (int,))
+            if not 300 <= serial_baud <= 100_000_000:
+                f.fail("link.baud", f"{serial_baud} is not a serial rate")
+        elif kind != "axi-dma":
+            f.fail("link.kind", f"{kind!r} is neither 'axi-dma' nor 'serial'")
     dma = {"input": "idma0", "output": "odma0"}
     if f.get("dma", (dict,), optional=True):
         dma.update({k: v for k in dma if (v := f.text(f"dma.{k}", optional=True)) is not None})
@@ -279,6 +289,7 @@ def load(package_dir) -> IOSpec:
         estimate=f.get("estimate", (dict,), optional=True),
         dataflow_sha256=f.text("dataflow_sha256", optional=True),
         input_float_ops=tuple(float_ops),
+        serial_baud=serial_baud,
     )
 
 

@@ -8,7 +8,6 @@ pins would see on the board.
 """
 from __future__ import annotations
 
-import hashlib
 import shutil
 import subprocess
 import tempfile
@@ -121,44 +120,9 @@ class SerialRun:
 
 def build(design: LayerRTL, workdir: Path, jobs: int = 2) -> tuple[Path, dict[str, Path]]:
     """Compile (or reuse from the rtlsim cache) the simulation of ``board_top``; returns (exe, mem files)."""
-    if verilator.missing_tools():
-        raise verilator.VerilatorMissing("needs " + " and ".join(verilator.missing_tools()))
     sources, mems = design.write(Path(workdir) / "src")
-    tb = testbench_cpp()
-    h = hashlib.sha256(f"{TOP}|uart|{verilator.CFLAGS}|{tb}".encode())
-    for src in sorted(sources, key=lambda p: p.name):
-        h.update(src.name.encode() + b"\0" + src.read_bytes())
-    out = verilator.cache_dir() / f"{TOP}-{h.hexdigest()[:16]}"
-    exe = out / "sim"
-    if exe.exists():
-        return exe, mems
-    verilator.cache_dir().mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{TOP}-", dir=verilator.cache_dir()))
-    try:
-        (work / "tb.cpp").write_text(tb)
-        cmd = [str(verilator.verilator_root() / "bin" / "verilator"), "--cc", "--exe", "--no-timing",
-               "--top-module", TOP, "-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "fast",
-               "--x-initial", "fast", "-CFLAGS", verilator.CFLAGS, "-Mdir", str(work / "obj"),
-               "-o", str(work / "sim"), str(work / "tb.cpp"), *[str(s) for s in sources]]
-        env = verilator._env()
-        _check(subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=work), "verilator on the shell")
-        _check(subprocess.run(["make", "-s", "-C", str(work / "obj"), "-f", f"V{TOP}.mk", f"-j{jobs}",
-                               "CFG_CXXFLAGS_PCH_I=-include"], env=env, capture_output=True, text=True),
-               "C++ build of the shell")
-        shutil.rmtree(work / "obj", ignore_errors=True)
-        if out.exists():
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            work.rename(out)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
+    exe, _ = verilator.compile_cached(TOP, sources, testbench_cpp(), f"{TOP}|uart", jobs)
     return exe, mems
-
-
-def _check(proc: subprocess.CompletedProcess, what: str) -> None:
-    if proc.returncode != 0:
-        raise RuntimeError(f"{what} failed: " + " | ".join((proc.stdout + proc.stderr).splitlines()[-20:]))
 
 
 def run(exe: Path, mems: dict[str, Path], spec: ShellSpec, data: bytes, n_out: int,

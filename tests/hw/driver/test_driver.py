@@ -536,6 +536,9 @@ def test_package_for_another_board_is_refused(drv, monkeypatch):
     (lambda s: s["output"].update(packed_shape=[1, 10, 3]), "field 'output.packed_shape'"),
     (lambda s: s["input"].update(datatype="FLOAT32"), "field 'input.datatype'.*not supported"),
     (lambda s: s.update(class_names=["a"]), "field 'head.scale': expected 1 numbers"),
+    (lambda s: s.update(link={"kind": "usb"}), "field 'link.kind': 'usb' is neither"),
+    (lambda s: s.update(link={"kind": "serial", "baud": 5}), "field 'link.baud': 5 is not a serial rate"),
+    (lambda s: s.update(link={"kind": "serial"}), "field 'link.baud': missing"),
 ])
 def test_broken_io_spec_is_one_line_naming_the_field(drv, tmp_path, edit, message):
     spec = json.loads((drv.deploy / "io_spec.json").read_text())
@@ -596,6 +599,8 @@ def test_unreadable_image_and_missing_bitstream_are_one_line(drv, packaged, tmp_
 @pytest.mark.parametrize("args, message", [
     (["benchmark", "--board", "zcu104"], "was built for pynq-z2 (part xc7z020clg400-1), not for 'zcu104'"),
     (["benchmark", "--package", "/no/such/package"], "no deployment package at /no/such/package"),
+    (["benchmark", "--serial", "/dev/ttyUSB9"], "reached by DMA on the board, not over a serial line"),
+    (["benchmark", "--serial", "/dev/ttyUSB9", "--simulate", "/tmp"], "give --simulate or --serial, not both"),
 ])
 def test_cli_errors_are_one_line_without_traceback(packaged, args, message):
     proc = subprocess.run([sys.executable, "-m", "bnn2fpga_driver", *args], cwd=packaged[0] / "deploy",

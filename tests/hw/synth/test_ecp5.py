@@ -204,6 +204,31 @@ def test_tiny_design_builds_a_bitstream_with_timing_met(tiny_bitstream):
     assert report["implementation"]["fmax_mhz"]["clk"]["achieved"] == summary["fmax_mhz"]["clk"]["achieved"]
     html = (out / "report" / "report.html").read_text()
     assert "Place and route (ulx3s-85f)" in html and "timing met" in html
+    steps = {s["name"]: s for s in report["steps"]}
+    assert steps["ecp5_bitstream"]["status"] == "done" and steps["ecp5_bitstream"]["seconds"] > 0
+    for vivado_step in ("hw_codegen", "fifo_depths", "stitched_ip", "bitfile", "driver"):
+        assert steps[vivado_step]["status"] == "not for this board", steps[vivado_step]
+        assert steps[vivado_step]["seconds"] is None and "open flow" in steps[vivado_step]["detail"]
+
+
+@needs_yowasp
+@pytest.mark.yosys
+def test_a_rebuild_of_another_design_drops_the_old_bitstream(tiny_bitstream, tmp_path):
+    """The bitstream of the previous design must not sit beside the new one's package."""
+    import shutil
+
+    from bnn2fpga.flows.cli import main
+
+    _, built = tiny_bitstream
+    out = tmp_path / "build"
+    shutil.copytree(built, out)
+    assert (out / "bitstream.bit").is_file() and (out / "ecp5").is_dir()
+    onnx_path, _ = _tiny_onnx(tmp_path / "src")
+    # No folding file now: the search picks another folding, so every step from 'folding' on is stale.
+    assert main(["build", "--onnx", str(onnx_path), "--board", "ulx3s-85f", "--out", str(out),
+                 "--until", "package"]) == 0
+    assert (out / "deploy" / "io_spec.json").is_file()
+    assert not (out / "bitstream.bit").exists() and not (out / "ecp5").exists()
 
 
 @needs_yowasp
@@ -257,31 +282,21 @@ def test_a_design_that_misses_timing_on_a_pll_clock_is_exit_4_without_a_bitstrea
 
 @needs_verilator
 @pytest.mark.verilator
-def test_serial_stage_is_bit_exact_on_the_ladder(tmp_path, monkeypatch):
-    """The serial top as a ladder stage, fed what `bnn2fpga verify` feeds its Verilator stage.
-
-    The reference is the ladder's (PyTorch's outputs as the accelerator's integer codes);
-    the stage is plugged in beside rtlsim_stage, where verify.py would call it.
-    """
-    from bnn2fpga.flows import rtlsim_stage as rtl
-    from bnn2fpga.flows import serial_stage as flow
+def test_verify_on_an_ecp5_board_runs_the_serial_top_and_no_vivado_stage(tmp_path):
+    """`bnn2fpga verify` on an ECP5 board: the bitstream's whole top is a ladder stage beside Verilator's."""
     from bnn2fpga.flows.cli import main
+    from bnn2fpga.flows.serial_stage import STAGE
 
-    real, results = rtl.rtlsim_stage, {}
-
-    def both(build, host_x, ref, kinds, log=print):
-        results["rtlsim"] = real(build, host_x, ref, kinds, log)
-        results["serial"] = flow.serial_stage(build, host_x, ref, kinds, board=get_board("ulx3s-85f"), log=log)
-        return results["rtlsim"]
-
-    monkeypatch.setattr(rtl, "rtlsim_stage", both)
     onnx_path, _ = _tiny_onnx(tmp_path / "src")
     assert main(["verify", "--onnx", str(onnx_path), "--board", "ulx3s-85f", "--inputs", "4",
                  "--out", str(tmp_path / "v")]) == 0
-    assert results["rtlsim"].status == "bit-exact", results["rtlsim"].detail
-    serial = results["serial"]
-    assert serial.status == "bit-exact", serial.detail
-    assert serial.total == results["rtlsim"].total >= 8 and "3,000,000 baud" in serial.detail
+    stages = {s["name"]: s for s in json.loads((tmp_path / "v" / "report" / "verify.json").read_text())["stages"]}
+    rtl, serial = stages["rtlsim (Verilator)"], stages[STAGE]
+    assert rtl["status"] == serial["status"] == "bit-exact", serial["detail"]
+    assert serial["total"] == rtl["total"] >= 8 and "3,000,000 baud" in serial["detail"]
+    assert "hls cppsim" not in stages and "stitched-ip rtlsim" not in stages  # Vivado's, not this board's
+    steps = {s["name"]: s for s in json.loads((tmp_path / "v" / "report" / "report.json").read_text())["steps"]}
+    assert steps["package"]["status"] == "done"
 
 
 @needs_yowasp
@@ -322,6 +337,25 @@ def test_host_driver_over_the_simulated_serial_port_matches_the_simulated_accele
                 del sys.modules[name]
     finally:
         port.close()
+
+
+@needs_yowasp
+@pytest.mark.yosys
+@pytest.mark.parametrize("args, message", [
+    ([], "sits behind a serial line: give its port, e.g. --serial /dev/ttyUSB0"),
+    (["--serial", "/no/such/port"], "cannot open serial port /no/such/port"),
+])
+def test_driver_of_an_ecp5_package_asks_for_its_serial_port(tiny_bitstream, args, message):
+    """The deployed driver, run as a user runs it on the PC the board is plugged into."""
+    import subprocess
+
+    _, out = tiny_bitstream
+    spec = json.loads((out / "deploy" / "io_spec.json").read_text())
+    assert spec["link"] == {"kind": "serial", "baud": 3_000_000}
+    proc = subprocess.run([sys.executable, "-m", "bnn2fpga_driver", "benchmark", "--n", "2", *args],
+                          cwd=out / "deploy", capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("bnn2fpga_driver: ") and message in proc.stderr and proc.stderr.count("\n") == 1
 
 
 def test_serial_fed_board_folds_to_its_link_rate(tmp_path):
