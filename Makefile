@@ -31,8 +31,10 @@ cluster-setup: setup
 	@$(BIN)/python -m pip install --disable-pip-version-check --progress-bar off -q --no-deps \
 	    -r requirements/cluster.txt
 
+## Also the bring-your-own-BNN corpus models too slow for make test (pytest marker bench).
 bench: setup
 	@$(BIN)/python -m bnn2fpga.benchmarks.run --out build/bench $(if $(MODELS),--models $(MODELS),)
+	@$(BIN)/python -m pytest -q -p no:cacheprovider -m bench tests/flows/byo
 
 ## The open ECP5 flow measured (README "Open-source bitstream (ECP5)"): minutes per model.
 bench-ecp5: setup

@@ -135,8 +135,8 @@ def _config(args, until: str | None):
     return make_config(model=args.model, ckpt=args.ckpt, onnx=args.onnx, board=args.board,
                        fps=getattr(args, "fps", None), folding=getattr(args, "folding", None),
                        ceiling=getattr(args, "ceiling", DEFAULT_CEILING), out_dir=args.out, until=until,
-                       binary_mvau=args.binary_mvau, input_scale=getattr(args, "input_scale", None),
-                       input_dtype=getattr(args, "input_dtype", None))
+                       binary_mvau=args.binary_mvau, layers=args.layers,
+                       input_scale=getattr(args, "input_scale", None), input_dtype=getattr(args, "input_dtype", None))
 
 
 def _run(cfg, until):
@@ -300,7 +300,7 @@ def cmd_report(args) -> int:
 
 
 def _source_args(p: argparse.ArgumentParser) -> None:
-    from bnn2fpga.flows.config import BINARY_MVAU_CHOICES
+    from bnn2fpga.flows.config import BINARY_MVAU_CHOICES, LAYERS_CHOICES
 
     p.add_argument("model", nargs="?", help="zoo model name (see 'bnn2fpga models')")
     p.add_argument("--ckpt", help="checkpoint from 'bnn2fpga train' (default: calibrated random weights)")
@@ -309,6 +309,10 @@ def _source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="build folder (default build/<model>-<board>)")
     p.add_argument("--binary-mvau", choices=BINARY_MVAU_CHOICES, default="rtl",
                    help="binary-weight layers as our RTL (xnor_mvtu, default) or FINN's HLS MVAU")
+    p.add_argument("--layers", choices=LAYERS_CHOICES, default="rtl",
+                   help="rtl (default): every other layer as RTL too, ours where FINN has only HLS (pools, "
+                        "elementwise, stream forks and joins, k-bit MVAUs with thresholds), so the bitstream needs "
+                        "Vivado alone; finn: FINN's own choice (HLS where it has no RTL)")
     p.add_argument("--input-scale", help="with --onnx, for a float input without a quantizer: the float input is "
                    "scale * q (e.g. 1/255); needs --input-dtype")
     p.add_argument("--input-dtype", help="the integer type of q for --input-scale (e.g. UINT8)")

@@ -18,6 +18,9 @@ DEFAULT_CEILING = 0.85
 SIDECAR_SUFFIX = ".json"
 #: Implementations of binary-weight MVAUs: our RTL (hw/rtl/xnor_mvtu.sv) or FINN's HLS.
 BINARY_MVAU_CHOICES = ("rtl", "hls")
+#: rtl: every layer as RTL (ours where FINN has only HLS), so Vivado alone builds the bitstream;
+#: finn: FINN's own choice (HLS where it has no RTL: needs Vitis HLS and finn-hlslib too).
+LAYERS_CHOICES = ("rtl", "finn")
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,7 @@ class BuildConfig:
     out_dir: Path
     until: str | None = None
     binary_mvau: str = "rtl"
+    layers: str = "rtl"
     extra: dict = field(default_factory=dict)
     input_decl: InputDecl | None = None
 
@@ -148,6 +152,7 @@ class BuildConfig:
             "out_dir": str(self.out_dir),
             "until": self.until,
             "binary_mvau": self.binary_mvau,
+            "layers": self.layers,
             "input_decl": {"scale": self.input_decl.scale, "dtype": self.input_decl.dtype} if self.input_decl else None,
         }
 
@@ -243,6 +248,7 @@ def make_config(
     until: str | None = None,
     binary_mvau: str = "rtl",
     input_scale: str | float | None = None,
+    layers: str = "rtl",
     input_dtype: str | None = None,
 ) -> BuildConfig:
     """Check every user-supplied value once and return a typed BuildConfig."""
@@ -293,6 +299,8 @@ def make_config(
         raise UserError(f"--ceiling must be in (0, 1], got {ceiling}")
     if binary_mvau not in BINARY_MVAU_CHOICES:
         raise UserError(f"--binary-mvau must be one of {', '.join(BINARY_MVAU_CHOICES)}, got '{binary_mvau}'")
+    if layers not in LAYERS_CHOICES:
+        raise UserError(f"--layers must be one of {', '.join(LAYERS_CHOICES)}, got '{layers}'")
     decl = None
     if (input_scale is None) != (input_dtype is None):
         raise UserError("give --input-scale and --input-dtype together (e.g. --input-scale 1/255 --input-dtype UINT8)")
@@ -320,5 +328,6 @@ def make_config(
         out_dir=Path(out_dir),
         until=until,
         binary_mvau=binary_mvau,
+        layers=layers,
         input_decl=decl,
     )

@@ -150,7 +150,7 @@ def fold_to_cycles(model, cycles: int, wwidth_max: int = 36, res_type: str = "lu
     from bnn2fpga.flows.transforms.fix_reshape_pe import FixReshapeFolding
     from bnn2fpga.flows.transforms.fold_channel_permute import FoldChannelPermute
 
-    ours = _as_finn_mvau(fresh)
+    ours = _as_finn_hls(fresh)
     # SetFolding leaves ChannelPermute at SIMD 1 and would relax every other layer to it.
     fresh = fresh.transform(FoldChannelPermute(cycles=1))
     fresh = fresh.transform(SetFolding(int(cycles), mvau_wwidth_max=wwidth_max, two_pass_relaxation=True))
@@ -165,23 +165,25 @@ def fold_to_cycles(model, cycles: int, wwidth_max: int = 36, res_type: str = "lu
     return fresh
 
 
-def _as_finn_mvau(model) -> dict[int, tuple[str, str]]:
-    """Present our MVAU ops (hw.finn_ops) to FINN's SetFolding as MVAU_hls; returns what to restore.
+def _as_finn_hls(model) -> dict[int, tuple[str, str]]:
+    """Present our RTL ops (hw.finn_ops) to FINN's SetFolding as their HLS twins; returns what to restore.
 
-    SetFolding folds MVAUs by op type name and skips ours, though they fold exactly like
-    FINN's (same attributes and cycle model). Nodes are keyed by position: SetFolding
-    renames nodes but keeps their order.
+    SetFolding folds by op type name and skips ours, though they fold exactly like the
+    FINN ops they are (same attributes and cycle models). Nodes are keyed by position:
+    SetFolding renames nodes but keeps their order.
     """
+    from bnn2fpga.hw.finn_ops import HLS_TWIN_OF
+
     ours = {}
     for i, node in enumerate(model.graph.node):
-        if node.op_type == "MVAUXnor_rtl":
+        if node.op_type in HLS_TWIN_OF:
             ours[i] = (node.op_type, node.domain)
-            node.op_type, node.domain = "MVAU_hls", "finn.custom_op.fpgadataflow.hls"
+            node.op_type, node.domain = HLS_TWIN_OF[node.op_type], "finn.custom_op.fpgadataflow.hls"
     return ours
 
 
 def _restore_ops(model, ours: dict[int, tuple[str, str]]):
-    """Undo :func:`_as_finn_mvau` and give the nodes back their names (SetFolding renamed them)."""
+    """Undo :func:`_as_finn_hls` and give the nodes back their names (SetFolding renamed them)."""
     if not ours:
         return model
     from qonnx.transformation.general import GiveUniqueNodeNames

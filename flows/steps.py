@@ -175,6 +175,28 @@ def _declare_input(model, ctx: Context):
     return model, spec
 
 
+def _check_trunc_rounding(model) -> None:
+    """Refuse a Trunc that still does not floor, naming the node and the Brevitas fix.
+
+    FINN's average pool (QuantAvgPool2d) divides by shifting, i.e. floors, and its converter
+    fails with a bare ValueError on any other mode. RoundingTruncToThresholds rewrites the
+    rounding Trunc of an average pool (TruncAvgPool2d's default); one it could not rewrite
+    (another producer, a non-zero zero point, Trunc v1) ends here.
+    """
+    from qonnx.custom_op.registry import getCustomOp
+
+    for n in model.get_nodes_by_op_type("Trunc"):
+        mode = getCustomOp(n).get_nodeattr("rounding_mode").upper()
+        if mode != "FLOOR":
+            prod = model.find_producer(n.input[0])
+            after = f", after '{prod.name}' ({prod.op_type})" if prod is not None else ""
+            raise UserError(
+                f"node '{n.name}' (op Trunc{after}) truncates with rounding_mode {mode}: FINN truncates only "
+                "by a flooring shift, and a rounding Trunc is mapped only right after an AveragePool with "
+                "constant scales and zero point 0; truncate by flooring in the Brevitas model "
+                "(trunc_quant=TruncTo8bit, from brevitas.quant import TruncTo8bit) or use TruncAvgPool2d")
+
+
 def step_qonnx_to_finn(model, ctx: Context):
     """Clean up, move the input pre-processing and quantizer to the host, check ops, convert to FINN-ONNX."""
     from qonnx.core.datatype import DataType
@@ -182,9 +204,11 @@ def step_qonnx_to_finn(model, ctx: Context):
 
     from bnn2fpga.flows.transforms.explicit_conv_kernel_shape import ExplicitConvKernelShape
     from bnn2fpga.flows.transforms.hoist_input_quant import HoistInputQuantToHost
+    from bnn2fpga.flows.transforms.rounding_trunc_to_thresholds import RoundingTruncToThresholds
 
     model = model.transform(ExplicitConvKernelShape())
     model = cleanup_model(model)
+    model = model.transform(RoundingTruncToThresholds())
     unsupported = [n for n in model.graph.node if n.op_type not in SUPPORTED_OPS]
     if unsupported:
         n = unsupported[0]
@@ -195,6 +219,7 @@ def step_qonnx_to_finn(model, ctx: Context):
             "quantized layers FINN maps (QuantConv2d/QuantLinear, BatchNorm, QuantIdentity/QuantReLU, MaxPool2d, "
             "TruncAvgPool2d) or move it out of the exported module"
         )
+    _check_trunc_rounding(model)
     inp = model.graph.input[0].name
     declared = ctx.cfg.input_decl
     hoist = HoistInputQuantToHost()
@@ -247,12 +272,20 @@ def _pre_streamline() -> list:
 
 def _post_streamline() -> list:
     # Our transformations that run after FINN's streamlining, before hardware conversion.
+    # RoundAndClipThresholds last: finn-plus' Streamline no longer rounds and clips thresholds
+    # (upstream FINN's did). Its minimize_bit_width step does, but only after MinimizeWeightBitWidth,
+    # which asserts on a standalone Thresholding whose thresholds lie below an unsigned input's
+    # range (a signed re-quantizer after a QuantReLU and a pool). On integer inputs ceil-and-clip
+    # is exact: x >= t <=> x >= ceil(t), and thresholds outside [min, max + 1] count the same.
+    from finn.transformation.streamline.round_thresholds import RoundAndClipThresholds
+
     from bnn2fpga.flows.transforms.global_pool_to_acc_pool import GlobalPoolToAccPool
     from bnn2fpga.flows.transforms.infer_split_datatypes import InferSplitDataTypes
     from bnn2fpga.flows.transforms.streamline_layouts import StreamlineLayouts
     from bnn2fpga.flows.transforms.streamline_residual import StreamlineResiduals
 
-    return [InferSplitDataTypes, StreamlineResiduals, StreamlineLayouts, GlobalPoolToAccPool, InferSplitDataTypes]
+    return [InferSplitDataTypes, StreamlineResiduals, StreamlineLayouts, GlobalPoolToAccPool, InferSplitDataTypes,
+            RoundAndClipThresholds]
 
 
 def step_streamline(model, ctx: Context):
@@ -315,6 +348,42 @@ def _float_inside(model, node, tensor: str) -> UserError:
                      f"on the float tensor '{tensor}': {why}; {fix}")
 
 
+_LAYOUT_OPS = ("Transpose", "Shuffle", "Im2Col", "ConvolutionInputGenerator", "Reshape", "Flatten", "MaxPool",
+               "MaxPoolNHWC", "StreamingMaxPool", "Pool", "FMPadding", "Pad")
+
+
+def _per_channel_scale_before(model, node) -> UserError | None:
+    """The error for a per-channel activation scale in front of ``node`` (a Conv/MatMul), or None.
+
+    A quantizer with a scale per channel (QuantReLU/QuantIdentity with
+    ``scaling_per_output_channel=True``) leaves a Mul by a channel vector after its thresholds.
+    Streamlining absorbs it into a next threshold, but a Conv or Linear layer in between would
+    need integer weights times a different scale per input channel: not integers, so no MVAU.
+    """
+    import numpy as np
+
+    cur = node
+    for _ in range(8):
+        prod = model.find_producer(cur.input[0]) if cur.input else None
+        if prod is None:
+            return None
+        if prod.op_type == "Mul" or prod.op_type.startswith("ElementwiseMul"):  # not MultiThreshold
+            const = next((model.get_initializer(t) for t in prod.input if model.get_initializer(t) is not None), None)
+            if const is None or len(np.unique(const)) <= 1:
+                return None
+            return UserError(
+                f"node '{prod.name}' (op {prod.op_type}, a scale of shape {tuple(const.shape)}, before "
+                f"'{node.name}' ({node.op_type})) multiplies each channel by a different float scale right before "
+                "a Conv/Linear layer: integer weights times a per-input-channel scale are not integers, so "
+                "FINN has no layer for it; give the quantizer that feeds the QuantConv2d/QuantLinear a "
+                "per-tensor scale (drop scaling_per_output_channel=True from its QuantReLU/QuantIdentity), "
+                "or re-quantize per tensor in between (e.g. a QuantIdentity after the pool)")
+        if not prod.op_type.startswith(_LAYOUT_OPS):
+            return None
+        cur = prod
+    return None
+
+
 def step_dataflow_partition(model, ctx: Context):
     """Split off the hardware part; anything unmapped or float inside it is an error naming the node."""
     from qonnx.core.datatype import DataType
@@ -325,6 +394,11 @@ def step_dataflow_partition(model, ctx: Context):
         inside = [n for n, h in zip(model.graph.node[first:last + 1], hw[first:last + 1]) if not h]
         if inside:
             n = inside[0]
+            for m in inside:
+                if m.op_type in ("MatMul", "Conv"):
+                    err = _per_channel_scale_before(model, m)
+                    if err is not None:
+                        raise err
             raise UserError(
                 f"node '{n.name}' (op {n.op_type}, {_neighbours(model, n)}) could not be mapped to a hardware "
                 f"layer and sits inside the accelerator (unmapped: "
@@ -338,7 +412,9 @@ def step_dataflow_partition(model, ctx: Context):
     for n in model.graph.node[first:last + 1]:
         for t in list(n.input) + list(n.output):
             if model.get_initializer(t) is None and model.get_tensor_datatype(t) == DataType["FLOAT32"]:
-                raise _float_inside(model, n, t)
+                consumers = [c for c in model.find_consumers(t) or [] if c.op_type.startswith(("MVAU", "MatMul"))]
+                err = _per_channel_scale_before(model, consumers[0]) if consumers else None
+                raise err or _float_inside(model, n, t)
     ctx.info["host_pre"] = list(ctx.info.get("host_input") or []) + [n.op_type for n in model.graph.node[:first]]
     ctx.info["host_pre_graph"] = [n.op_type for n in model.graph.node[:first]]
     ctx.info["host_post"] = [n.op_type for n in model.graph.node[last + 1:]]
@@ -349,17 +425,23 @@ def step_dataflow_partition(model, ctx: Context):
 
 
 def step_specialize_layers(model, ctx: Context):
-    """FINN: choose HLS or RTL implementations for the board's part; binary MVAUs as our RTL by default."""
+    """FINN: choose HLS or RTL implementations for the board's part; then every layer as RTL by default.
+
+    FINN has binary (1-bit weight) MVAUs, k-bit MVAUs with thresholds, pools, elementwise
+    ops and stream forks and joins only in HLS on Zynq parts; ours replace them, so the
+    bitstream needs Vivado alone and Vivado gets the RTL the Verilator stage simulates.
+    """
+    from qonnx.transformation.general import GiveUniqueNodeNames
+
+    from bnn2fpga.hw.finn_ops import UseOurStreamRTL, UseXnorRTL
+
     model = _finn("step_specialize_layers")(model, ctx.finn_cfg)
-    if ctx.cfg.binary_mvau == "rtl":
-        from qonnx.transformation.general import GiveUniqueNodeNames
-
-        from bnn2fpga.hw.finn_ops import UseXnorRTL
-
-        # FINN has binary (1-bit weight) MVAUs only in HLS; ours replace them. Renaming
-        # lets reports and folding.json say which implementation a layer has.
-        model = model.transform(UseXnorRTL(all_binary=True)).transform(GiveUniqueNodeNames())
-    return model
+    all_rtl = ctx.cfg.layers == "rtl"
+    model = model.transform(UseXnorRTL(all_binary=ctx.cfg.binary_mvau == "rtl", kbit=all_rtl))
+    if all_rtl:
+        model = model.transform(UseOurStreamRTL())
+    # Renaming lets reports and folding.json say which implementation a layer has.
+    return model.transform(GiveUniqueNodeNames())
 
 
 def step_folding(model, ctx: Context):
@@ -450,7 +532,7 @@ def _input_key(cfg: BuildConfig) -> str:
 
 
 def _implementation_key(cfg: BuildConfig) -> str:
-    return f"{cfg.board.part}|{cfg.board.clock_mhz}|{cfg.target.ceiling}|{cfg.binary_mvau}"
+    return f"{cfg.board.part}|{cfg.board.clock_mhz}|{cfg.target.ceiling}|{cfg.binary_mvau}|{cfg.layers}"
 
 
 def _estimate_key(cfg: BuildConfig) -> str:

@@ -46,7 +46,15 @@ _SLOW_FOLDERS = ("quantize/models", "hw/rtlgen")
 
 
 def pytest_collection_modifyitems(config, items):
-    """``slow``: a test that needs a whole-network build (the shared one or its own)."""
+    """``slow``: a test that needs a whole-network build (the shared one or its own).
+
+    ``bench``: too slow for ``make test``; deselected unless ``-m`` names it (``make bench`` does).
+    """
+    if "bench" not in (config.getoption("markexpr") or ""):
+        bench = [i for i in items if i.get_closest_marker("bench")]
+        if bench:
+            config.hook.pytest_deselected(items=bench)
+            items[:] = [i for i in items if not i.get_closest_marker("bench")]
     here = Path(__file__).resolve().parent
     for item in items:
         rel = Path(str(item.fspath)).resolve().relative_to(here).as_posix()

@@ -1,6 +1,7 @@
-"""MVAUXnor_rtl: FINN's MVAU with binary weights implemented by our hw/rtl/xnor_mvtu.sv.
+"""MVAUXnor_rtl: FINN's MVAU implemented by our hw/rtl/xnor_mvtu.sv (binary or k-bit weights).
 
-FINN has binary (XNOR-popcount) matrix-vector layers only in HLS. This op keeps
+FINN has binary (XNOR-popcount) matrix-vector layers only in HLS, and k-bit ones with
+thresholds too (its RTL MVAU has no thresholds and needs DSPs). This op keeps
 FINN's MVAU attributes, shapes, folding, estimates and Python execution (it *is*
 an MVAU) and adds what an RTL backend must provide: ``generate_hdl`` writes a
 Verilog wrapper, our SystemVerilog and the weight/threshold memory files into
@@ -35,7 +36,8 @@ class _EstimateView:
     def get_nodeattr(self, name):
         """The op's attribute, or the value that describes our hardware to FINN's models."""
         if name == "resType":
-            return "dsp"
+            # 1-bit products need no multiplier; k-bit ones are LUT multipliers in our RTL.
+            return "dsp" if self._op.binary_weights() else "lut"
         if name == "mem_mode":
             return "internal_decoupled"
         if name == "ram_style":
@@ -58,7 +60,15 @@ class MVAUXnor_rtl(OurRTLLayer, MVAU, RTLBackend):
         attrs = MVAU.get_nodeattr_types(self)
         attrs.update(RTLBackend.get_nodeattr_types(self))
         attrs["mem_mode"] = ("s", False, "internal_embedded", {"internal_embedded"})
+        # Bits of the weights as the RTL stores them (1: XNOR or sign flip, no multiplier),
+        # from the weight values when the node is switched: FINN's weightDataType says INT8
+        # for +-1 weights until minimize_bit_width, which would price multipliers that are not there.
+        attrs["weight_bits"] = ("i", False, 1)
         return attrs
+
+    def binary_weights(self) -> bool:
+        """1-bit weights (XNOR mode or bipolar): products are XNORs or sign flips, no multiplier."""
+        return bool(self.get_nodeattr("binaryXnorMode")) or self.get_nodeattr("weight_bits") == 1
 
     def _estimate_view(self) -> _EstimateView:
         style = self.get_nodeattr("ram_style")
@@ -85,7 +95,7 @@ class MVAUXnor_rtl(OurRTLLayer, MVAU, RTLBackend):
         return 0
 
     def dsp_estimation(self, fpgapart):
-        """None: 1-bit weights need no multiplier, whatever resType says."""
+        """None: our products are XNORs (1-bit weights) or LUT multipliers (k-bit), never DSPs."""
         return 0
 
     def execute_node(self, context, graph):

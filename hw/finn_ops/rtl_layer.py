@@ -26,6 +26,9 @@ class OurRTLLayer:
         out.mkdir(parents=True, exist_ok=True)
         layer = self.layer_rtl(model, out.resolve())
         layer.write(out)
+        if "rtl_files" in self.get_nodeattr_types():
+            # Generated layers choose their library files per node (a max or a sum pool).
+            self.set_nodeattr("rtl_files", [f.name for f in layer.library])
         # The folder is complete on its own (e.g. for a hand-made project); FINN's
         # stitching uses the shared files instead (see get_rtl_file_list).
         for f in layer.library:
@@ -46,9 +49,14 @@ class OurRTLLayer:
         from bnn2fpga.hw.rtlgen.base import RTL_DIR
 
         top = self.get_nodeattr("gen_top_module") or self.onnx_node.name
+        library = self._library_files()
         if not abspath:
-            return [*self.rtl_library, top + ".v"]
-        return [str(RTL_DIR / f) for f in self.rtl_library] + [self.get_nodeattr("code_gen_dir_ipgen") + "/" + top + ".v"]
+            return [*library, top + ".v"]
+        return [str(RTL_DIR / f) for f in library] + [self.get_nodeattr("code_gen_dir_ipgen") + "/" + top + ".v"]
+
+    def _library_files(self) -> list[str]:
+        per_node = list(self.get_nodeattr("rtl_files")) if "rtl_files" in self.get_nodeattr_types() else []
+        return per_node or list(self.rtl_library)
 
     def code_generation_ipi(self):
         """Vivado IPI: add the files and reference the Verilog wrapper as a module."""

@@ -21,12 +21,21 @@ from bnn2fpga.hw.rtlgen.mvtu import MVTU, signed_bits
 FPGA_PART = "xc7z020clg400-1"
 
 
+#: Marks our LUT-fabric RTL of an op whose ``<op>_rtl`` name FINN already uses
+#: (ElementwiseAddLut_rtl: ours; ElementwiseAdd_rtl: FINN's DSP58 version).
+FABRIC_SUFFIX = "Lut"
+
+
 def base_op(node) -> str:
-    """Op type without the implementation suffix (MVAU_hls -> MVAU)."""
+    """Op type without the implementation suffix (MVAU_hls -> MVAU, ElementwiseAddLut_rtl -> ElementwiseAdd)."""
+    op = node.op_type
     for suffix in ("_hls", "_rtl"):
-        if node.op_type.endswith(suffix):
-            return node.op_type[: -len(suffix)]
-    return node.op_type
+        if op.endswith(suffix):
+            op = op[: -len(suffix)]
+            break
+    if op.endswith(FABRIC_SUFFIX) and op[: -len(FABRIC_SUFFIX)] in GENERATORS:
+        return op[: -len(FABRIC_SUFFIX)]
+    return op
 
 
 def _inst(node):

@@ -19,6 +19,7 @@ from bnn2fpga.errors import UserError
 from bnn2fpga.flows.config import make_config
 from bnn2fpga.flows.runner import run_build
 from bnn2fpga.flows.verify import make_inputs, verify_build
+from build_checks import hls_layers
 
 from . import corpus
 
@@ -41,7 +42,8 @@ def _inputs(entry, result, n=2):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", list(corpus.CORPUS))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.bench) if n in corpus.BENCH_ONLY else n
+                                  for n in corpus.CORPUS])
 def test_corpus_model_is_bit_exact_at_every_stage_and_in_verilator(name, tmp_path):
     entry = corpus.CORPUS[name]
     model, result = _build(name, tmp_path)
@@ -58,6 +60,7 @@ def test_corpus_model_is_bit_exact_at_every_stage_and_in_verilator(name, tmp_pat
     spec = json.loads((tmp_path / "out" / "deploy" / "io_spec.json").read_text())
     assert [op["op"] for op in spec["output"]["host_ops"]] == result.info["host_post"]
     assert spec["input"]["float_ops"] == result.info["input_float_ops"]
+    assert hls_layers(result.out_dir) == []  # every layer RTL: Vivado alone builds its bitstream
 
 
 @pytest.mark.slow
@@ -176,6 +179,28 @@ def test_float_between_integer_layers_names_node_op_and_fix(tmp_path):
     msg = str(e.value)
     assert msg.startswith("node '") and "(op " in msg
     assert "MatMul" in msg and "quantize the tensors around it" in msg
+
+
+def test_per_channel_activation_scale_before_a_conv_names_node_and_fix(tmp_path):
+    """A QuantReLU with a scale per channel feeding a conv cannot map (weights times per-channel scales are
+    not integers): the error names the scale's node and says to use a per-tensor scale or re-quantize.
+    (After a pool and a per-tensor QuantIdentity it maps: corpus model cnn-perchannel-int4.)"""
+    from brevitas.nn import QuantConv2d, QuantIdentity, QuantReLU
+
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        QuantIdentity(bit_width=8, return_quant_tensor=True), QuantConv2d(1, 8, 3, bias=False, weight_bit_width=4),
+        nn.BatchNorm2d(8),
+        QuantReLU(bit_width=4, scaling_per_output_channel=True, per_channel_broadcastable_shape=(1, 8, 1, 1),
+                  scaling_stats_permute_dims=(1, 0, 2, 3), return_quant_tensor=True),
+        QuantConv2d(8, 4, 3, bias=False, weight_bit_width=4))
+    model = corpus.float_act_scales(corpus.spread_batchnorm(model, 1), 1).eval()
+    path = _export(model, tmp_path / "net.onnx", shape=(1, 8, 8))
+    with pytest.raises(UserError) as e:
+        run_build(make_config(onnx=path, out_dir=tmp_path / "out", until="dataflow_partition"), log=lambda m: None)
+    msg = str(e.value)
+    assert msg.startswith("node '") and "Mul" in msg and "(1, 8, 1, 1)" in msg
+    assert "per-tensor scale" in msg and "scaling_per_output_channel" in msg
 
 
 def test_unsupported_op_names_node_op_and_what_to_change(tmp_path):

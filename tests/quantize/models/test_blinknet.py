@@ -310,3 +310,11 @@ def test_estimate_and_sidecar(small_build):
     assert perf["estimated_throughput_fps"] >= 300
     head = json.loads(exported.sidecar.read_text())["head"]
     assert len(head["bias"]) == 10 and _is_pow2(head["scale"][0])
+
+
+def test_small_build_has_every_layer_in_rtl(small_build):
+    """No HLS layer by default: the bitstream needs Vivado alone (pools, forks, joins and adds are ours)."""
+    from build_checks import hls_layers
+
+    _, _, result = small_build
+    assert hls_layers(result.out_dir) == []

@@ -457,3 +457,11 @@ def test_binary_bits_of_faithful_and_deployable_builds_agree():
     faithful, deployable = dra_bnn.DRABNN(cfg), DeployableDRABNN(cfg)
     # The faithful model's sign layers are plain PyTorch (its own count); the deployable ones are Brevitas 1-bit.
     assert count_binary_weight_bits(faithful) == count_binary_weight_bits(deployable) > 0
+
+
+def test_small_build_has_every_layer_in_rtl(small_build):
+    """No HLS layer by default: the bitstream needs Vivado alone (pools, forks, joins and adds are ours)."""
+    from build_checks import hls_layers
+
+    _, _, result = small_build
+    assert hls_layers(result.out_dir) == []

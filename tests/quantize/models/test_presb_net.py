@@ -266,3 +266,11 @@ def test_lite_trains_in_two_stages_on_cifar100_and_exports_binary(tmp_path):
 
     ops = {n.op_type for n in onnx.load(str(exported.onnx)).graph.node}
     assert {"BipolarQuant", "Split", "Concat", "Trunc"} <= ops
+
+
+def test_tiny_build_has_every_layer_in_rtl(tiny_build):
+    """No HLS layer by default: the bitstream needs Vivado alone (pools, forks, joins and adds are ours)."""
+    from build_checks import hls_layers
+
+    _, result = tiny_build
+    assert hls_layers(result.out_dir) == []
