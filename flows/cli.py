@@ -256,7 +256,7 @@ def cmd_verify(args) -> int:
          f"real, {args.inputs} on rounding ties)")
     ref = brevitas_reference(cfg.source.model, cfg.source.ckpt, inputs.x) if cfg.source.model else None
     with _finn_output_to(Path(cfg.out_dir) / "finn.log"):
-        verdict = verify_build(result, inputs, ref, log=_log)
+        verdict = verify_build(result, inputs, ref, log=_log, synth=not args.no_synth, synth_workers=args.synth_jobs)
     save_verdict(cfg.out_dir, verdict)
     add_section(cfg.out_dir, "verification", verdict.to_dict())
     width = max(len(s.name) for s in verdict.stages)
@@ -269,6 +269,13 @@ def cmd_verify(args) -> int:
                                  else "no stage could be verified")
     _log(f"verdict: bit-exact at every stage that ran ({len(inputs.x)} inputs)")
     return 0
+
+
+def cmd_synth(args) -> int:
+    """Yosys per layer of a finished build: resources and logic depth into its report."""
+    from bnn2fpga.flows.synth import run_cli
+
+    return run_cli(args)
 
 
 def cmd_sweep(args) -> int:
@@ -367,7 +374,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="dataset folder for the real inputs (default: scikit-learn digits)")
     p.add_argument("--dataset", help="dataset name for --data")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-synth", action="store_true", help="skip the 'synthesis (Yosys)' stage")
+    p.add_argument("--synth-jobs", type=int, help="parallel Yosys processes for that stage (default: cores)")
     p.set_defaults(fn=cmd_verify)
+
+    from bnn2fpga.flows.synth import add_arguments as synth_arguments
+
+    p = sub.add_parser("synth", help="Yosys synthesis of every layer of a build: resources, logic depth (cached)")
+    synth_arguments(p)
+    p.set_defaults(fn=cmd_synth)
 
     p = sub.add_parser("sweep", help="design-space sweep from a YAML file (Ray, or --engine serial)")
     p.add_argument("file", help="sweep file (see README 'Scaling out')")

@@ -129,6 +129,26 @@ def _summary(result: tools.Ecp5Result, board: Board, spec: ShellSpec, cycles_per
     return out
 
 
+def _lut_estimate_check(out_dir: Path, summary: dict) -> dict | None:
+    """The folding's LUT estimate against the placed LUT4s: how far the assumed ratio is off.
+
+    The search counts FINN's 6-input-LUT estimate against ``FINN_LUT_PER_LUT4`` x the board's
+    LUT4s; placement says what the design really took (shell included, a few hundred LUT4).
+    """
+    from bnn2fpga.boards import FINN_LUT_PER_LUT4
+
+    try:
+        report = json.loads((build_dir.report_dir(out_dir) / build_dir.REPORT_JSON).read_text())
+        estimate = float(report["fit"]["used"]["LUT"])
+        placed = int(summary["utilization"]["LUT4"]["used"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if estimate <= 0:
+        return None
+    return {"finn_lut_estimate": estimate, "lut4_placed": placed,
+            "lut4_per_finn_lut": round(placed / estimate, 3), "assumed": round(1 / FINN_LUT_PER_LUT4, 3)}
+
+
 def write_report(out_dir: Path, summary: dict, log: Callable[[str], None]) -> None:
     """``report/ecp5.json`` always; the report's section when its schema has one."""
     rep = build_dir.report_dir(Path(out_dir))
@@ -177,6 +197,7 @@ def build_bitstream(model, out_dir: Path, board: Board, baud: int = DEFAULT_BAUD
             raise UserError(f"open ECP5 flow: {' '.join(str(e).split())[:400]}") from None
     (folder / "shell.json").write_text(json.dumps(spec.to_dict(), indent=2))
     summary = _summary(result, board, spec, _cycles_per_frame(model), pll=f"{PLL}.v" in design.sources)
+    summary["lut_estimate_check"] = _lut_estimate_check(out_dir, summary)
     write_report(out_dir, summary, log)
     if not result.timing_met:
         worst = min(result.fmax.items(), key=lambda kv: kv[1]["achieved"] - kv[1]["constraint"])

@@ -158,20 +158,40 @@ def add_section(out_dir: Path, key: str, value) -> Path:
     return save_report(out_dir, report)
 
 
-def add_yosys(out_dir: Path, per_layer: dict[str, dict], tool: str) -> Path:
-    """Add Yosys' resource counts beside FINN's estimates: ``yosys_*`` per layer, a 'yosys' section."""
+def add_yosys(out_dir: Path, per_layer: dict[str, dict], tool: str, level_limit: int | None = None,
+              merge: bool = False, **run) -> Path:
+    """Add Yosys' counts beside FINN's estimates: ``yosys_*`` per layer, a 'yosys' section.
+
+    ``merge`` keeps the section's other layers (a run on some layers only); ``run`` holds the
+    run's facts for the section (clock_mhz, seconds, yosys_runs, workers).
+    """
     report = read_report(out_dir, missing_ok=True, replace_corrupt=True)
     layers = report.layers or []
+    per_layer = {n: dict(r) for n, r in per_layer.items()}  # flagged below; the caller's stay as they are
+    if merge and report.yosys:
+        known = {row.name for row in layers}
+        per_layer = {**{n: r.model_dump(exclude_none=True) for n, r in report.yosys.layers.items() if n in known},
+                     **per_layer}
     for row in layers:
         counts = per_layer.get(row.name, {})
         for k in _YOSYS_KEYS:
             if k in counts:
                 setattr(row, f"yosys_{k}", counts[k])
     done = {n: r for n, r in per_layer.items() if "error" not in r}
+    deep = [n for n, r in done.items() if level_limit is not None and (r.get("levels") or 0) > level_limit]
+    for name in done:
+        if level_limit is not None and "levels" in done[name]:
+            done[name]["too_deep"] = name in deep
+    res = report.board.resources if report.board else None
     report.yosys = YosysSection(
         tool=tool, layers=per_layer,
-        totals={k: sum(r[k] for r in done.values()) for k in _YOSYS_KEYS},
+        totals={k: sum(r.get(k, 0) for r in done.values()) for k in (*_YOSYS_KEYS, "LUT_logic", "LUT_mem")},
         estimate_totals={k: sum(getattr(row, k) or 0 for row in layers if row.name in done)
                          for k in ("LUT", "BRAM_18K", "DSP")},
+        board_totals={k: v for k, v in {"LUT": res.LUT, "FF": res.FF, "DSP": res.DSP,
+                                          "BRAM_18K": 2 * res.BRAM36 if res.BRAM36 is not None else None}.items()
+                      if v is not None} if res else None,
+        level_limit=level_limit, too_deep=deep if level_limit is not None else None,
+        **{k: v for k, v in run.items() if v is not None},
     )
     return save_report(out_dir, report)

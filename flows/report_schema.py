@@ -164,19 +164,40 @@ class YosysLayer(_Section):
     FF: int | None = Field(None, description="Flip-flops.")
     BRAM_18K: int | None = Field(None, description="18 Kb BRAMs (a RAMB36 counts twice).")
     DSP: int | None = Field(None, description="DSP48 slices.")
-    CARRY4: int | None = Field(None, description="CARRY4 primitives.")
-    seconds: float | None = Field(None, description="Synthesis wall time.")
+    CARRY4: int | None = Field(None, description="CARRY4 primitives (a CARRY8 counts twice).")
+    levels: int | None = Field(
+        None, description="Longest register-to-register path in LUT levels (a LUT 1, four CARRY4 1, MUXF7/8 0).")
+    path: str | None = Field(None, description="Cell types on that path, e.g. 'LUT6 x5, CARRY4 x8'.")
+    too_deep: bool | None = Field(None, description="levels is above the section's level_limit.")
+    method: str | None = Field(
+        None, description="'whole' (the layer as one design) or 'per-PE x N' (PE = 1 and 2 and the full-width "
+                          "weight ROM synthesized, the rest counted per PE).")
+    per_pe: dict[str, float] | None = Field(None, description="per-PE x N: what one more PE adds.")
+    shared: dict[str, float] | None = Field(None, description="per-PE x N: the control shared by all PEs.")
+    rom: dict[str, float] | None = Field(None, description="per-PE x N: the full-width weight ROM alone.")
+    cached: bool | None = Field(None, description="Every synthesis of the layer came from the cache.")
+    seconds: float | None = Field(None, description="Synthesis wall time (0 when cached).")
     error: str | None = Field(None, description="Why synthesis of this layer failed.")
 
 
 class YosysSection(_Section):
-    """Yosys synthesis beside FINN's estimates (python -m bnn2fpga.flows.synth)."""
+    """Yosys synthesis beside FINN's estimates (bnn2fpga synth, or verify's "synthesis (Yosys)" stage)."""
 
     tool: str = Field(description="Tool and flow used, e.g. Yosys synth_xilinx -family xc7.")
     layers: dict[str, YosysLayer] = Field(default_factory=dict, description="Layer name -> its counts or error.")
     totals: dict[str, float] = Field(default_factory=dict, description="Counts summed over the synthesized layers.")
     estimate_totals: dict[str, float] = Field(
         default_factory=dict, description="FINN's estimates summed over the same layers, for comparison.")
+    board_totals: dict[str, float] | None = Field(
+        None, description="What the board's part offers, in the same units (BRAM in 18 Kb halves).")
+    level_limit: int | None = Field(
+        None, description="LUT levels that fit one period of clock_mhz (rule of thumb: ~1 ns per level on a -1 part "
+                          "plus ~1 ns for the flip-flops); deeper layers are flagged.")
+    clock_mhz: float | None = Field(None, description="The clock level_limit is for.")
+    too_deep: list[str] | None = Field(None, description="Layers with more levels than level_limit.")
+    seconds: float | None = Field(None, description="Wall time of the whole run.")
+    yosys_runs: int | None = Field(None, description="Syntheses run (not answered by the cache).")
+    workers: int | None = Field(None, description="Parallel Yosys processes.")
 
 
 class ImplementationSection(_Section):
@@ -193,6 +214,9 @@ class ImplementationSection(_Section):
     fps_serial_bound: float | None = Field(None, description="Frames per second the serial link carries.")
     seconds: dict[str, Any] | None = Field(None, description="Wall time of each tool.")
     bitstream: str | None = Field(None, description="File name of the bitstream, when timing was met.")
+    lut_estimate_check: dict[str, Any] | None = Field(
+        None, description="FINN's LUT estimate the folding used, the placed LUT4s, their measured ratio and the "
+                          "ratio the folding assumes.")
 
 
 class Report(_Section):

@@ -247,8 +247,13 @@ def _parent_with(build: BuildResult, child: Path, tmp: Path):
 
 
 def verify_build(build: BuildResult, inputs: InputSet, reference: np.ndarray | None,
-                 log: Callable[[str], None] | None = None, workers: int | None = None) -> Verdict:
-    """Run the stage ladder of a finished (Vivado-free) build and compare every stage."""
+                 log: Callable[[str], None] | None = None, workers: int | None = None,
+                 synth: bool = False, synth_workers: int | None = None) -> Verdict:
+    """Run the stage ladder of a finished (Vivado-free) build and compare every stage.
+
+    ``synth`` adds the "synthesis (Yosys)" stage (off by default here: it is minutes on a
+    cold cache; ``bnn2fpga verify`` turns it on).
+    """
     log = log or logger.info
     ops.prepare()
     from qonnx.core.modelwrapper import ModelWrapper
@@ -297,8 +302,20 @@ def verify_build(build: BuildResult, inputs: InputSet, reference: np.ndarray | N
 
             verdict.stages.append(serial_stage(build, host_x, rtl_ref, inputs.kinds,
                                                board=get_board(build.info["board"]), log=log))
+    verdict.stages.append(_synth_stage(build, synth, log, synth_workers))
     verdict.stages += tool_stages(build.info)
     return verdict
+
+
+def _synth_stage(build: BuildResult, run: bool, log, workers: int | None) -> StageResult:
+    # Resources and logic depth, not outputs: the stage never makes the verdict a mismatch.
+    from bnn2fpga.flows.synth import STAGE, synth_stage
+
+    if ecp5.board_is_ecp5(build.info):
+        return StageResult(STAGE, "not run", "the open flow's place and route reports the whole design")
+    if not run:
+        return StageResult(STAGE, "not run", "skipped (bnn2fpga synth BUILD runs it)")
+    return synth_stage(build, log, workers)
 
 
 def tool_stages(info: dict | None = None) -> list[StageResult]:

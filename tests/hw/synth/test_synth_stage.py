@@ -1,0 +1,208 @@
+"""The ladder's "synthesis (Yosys)" stage: every layer of a tiny PYNQ-Z2 build synthesized in parallel,
+cached by content, counted per PE for wide layers, with the logic depth against the clock."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tiny_bnn import export_tiny
+
+from bnn2fpga.hw.synth.yosys import cache_key, logic_levels, max_levels
+
+from tool_markers import needs_yosys  # noqa: E402
+
+# Tiny: 2-channel 6x6 pixels -> 3x3 binary conv (8) -> BN -> sign -> max pool -> binary FC (4), as in
+# tests/hw/synth/test_ecp5.py. A narrow first layer keeps its synthesis short; only layers whose
+# names do not depend on the flow's choice of pool op are named (the rest stay at PE = SIMD = 1).
+TINY_FOLDING = {
+    "Defaults": {},
+    "ConvolutionInputGenerator_rtl_0": {"SIMD": 2, "parallel_window": 0, "ram_style": "distributed"},
+    "MVAUXnor_rtl_0": {"PE": 2, "SIMD": 2, "ram_style": "auto", "ram_style_thresholds": "auto", "resType": "lut",
+                       "mem_mode": "internal_embedded"},
+    "MVAUXnor_rtl_1": {"PE": 2, "SIMD": 4, "ram_style": "auto", "ram_style_thresholds": "auto", "resType": "auto",
+                       "mem_mode": "internal_embedded"},
+}
+
+
+def _tiny_onnx(folder):
+    return export_tiny(folder, TINY_FOLDING)
+
+
+@pytest.fixture(scope="module")
+def tiny_build(tmp_path_factory):
+    """The tiny BNN built for the PYNQ-Z2 up to the estimate (the folded model and the report)."""
+    from bnn2fpga.flows.config import make_config
+    from bnn2fpga.flows.runner import run_build
+
+    tmp = tmp_path_factory.mktemp("tiny-synth")
+    onnx_path, folding = _tiny_onnx(tmp / "src")
+    return run_build(make_config(onnx=onnx_path, board="pynq-z2", folding=folding, out_dir=tmp / "build",
+                                 until="estimate"), log=lambda m: None)
+
+
+# --- no tools needed ------------------------------------------------------------------------
+
+
+def _cell(kind, ins, outs, in_ports=("I0", "I1", "I2")):
+    conn = {p: [b] for p, b in zip(in_ports, ins)}
+    conn.update({f"O{k}" if k else "O": [b] for k, b in enumerate(outs)})
+    return {"type": kind, "port_directions": {**{p: "input" for p in conn if not p.startswith("O")},
+                                              **{p: "output" for p in conn if p.startswith("O")}},
+            "connections": conn}
+
+
+def test_logic_levels_count_luts_and_carry_blocks():
+    # FF -> LUT -> LUT -> 4 chained CARRY4 -> MUXF7 -> FF: 2 LUT levels + 1 for the four carry blocks.
+    cells = {"ff0": {"type": "FDRE", "port_directions": {"D": "input", "Q": "output"},
+                     "connections": {"D": [99], "Q": [2]}},
+             "a": _cell("LUT2", [2, 3], [4]), "b": _cell("LUT6", [4], [5]),
+             **{f"c{k}": _cell("CARRY4", [5 + k], [6 + k]) for k in range(4)},
+             "m": _cell("MUXF7", [10], [11]),
+             "ff1": {"type": "FDRE", "port_directions": {"D": "input", "Q": "output"},
+                     "connections": {"D": [11], "Q": [12]}},
+             # A LUTRAM's write data is clocked: a long path into it does not continue out of it.
+             "r": {"type": "RAM64M", "port_directions": {"DIA": "input", "ADDRA": "input", "DOA": "output"},
+                   "connections": {"DIA": [11], "ADDRA": [12], "DOA": [13]}},
+             "z": _cell("LUT1", [13], [14])}
+    out = logic_levels({"modules": {"top": {"cells": cells}}}, "top")
+    assert out["levels"] == 3
+    assert out["path"] == "CARRY4 x4, LUT2 x1, LUT6 x1"
+
+
+def test_level_limit_follows_the_clock():
+    assert max_levels(100) == 8  # 10 ns: ~1 ns for the flip-flops, ~1.1 ns per level
+    assert max_levels(200) < max_levels(100) < max_levels(50)
+
+
+def test_cache_key_follows_sources_and_memory_files():
+    from bnn2fpga.hw.rtlgen.mvtu import MVTU
+
+    w = np.random.default_rng(0).integers(0, 2, (16, 8))
+    a = MVTU(w, np.full((8, 1), 8), 2, 4).layer("L")
+    b = MVTU(w, np.full((8, 1), 8), 2, 4).layer("L")
+    w2 = w.copy()
+    w2[0, 0] ^= 1
+    c = MVTU(w2, np.full((8, 1), 8), 2, 4).layer("L")
+    assert cache_key(a) == cache_key(b) != cache_key(c)
+    assert cache_key(a, "xc7") != cache_key(a, "xcup")
+
+
+def test_per_pe_parts_keep_simd_widths_and_depth():
+    from bnn2fpga.flows.synth import _sub_mvtu, combine_per_pe, per_pe_jobs
+    from bnn2fpga.hw.rtlgen.mvtu import MVTU
+
+    rng = np.random.default_rng(1)
+    m = MVTU(rng.integers(0, 2, (32, 16)), rng.integers(0, 33, (16, 1)), 4, 8)
+    sub = _sub_mvtu(m, 2)
+    assert (sub.pe, sub.simd, sub.nf, sub.sf) == (2, 8, m.nf, m.sf)
+    assert sub.weight_words() == [w & 0xFFFF for w in m.weight_words()]  # PEs 0 and 1, lane for lane
+    assert sorted(j.part for j in per_pe_jobs("L", m)) == ["pe1", "pe2", "rom", "rom1", "rom2"]
+    parts = {"pe1": {"LUT": 30, "FF": 20}, "pe2": {"LUT": 40, "FF": 25}, "rom": {"LUT": 8}, "rom1": {"LUT": 2},
+             "rom2": {"LUT": 4}}
+    got = combine_per_pe(parts, 4)
+    # Logic without ROM: 28 for one PE, 36 for two -> 8 per PE, 20 shared; plus the full ROM.
+    assert got["LUT"] == 8 + 28 + 3 * 8 and got["FF"] == 20 + 3 * 5
+    assert got["method"] == "per-PE x 4" and got["per_pe"]["LUT"] == 8 and got["shared"]["LUT"] == 20
+
+
+def test_stage_not_run_on_ecp5_or_when_skipped():
+    from types import SimpleNamespace
+
+    from bnn2fpga.flows.verify import _synth_stage
+
+    ecp5 = _synth_stage(SimpleNamespace(info={"board": "ulx3s-85f"}), True, None, None)
+    assert ecp5.status == "not run" and "place and route" in ecp5.detail
+    off = _synth_stage(SimpleNamespace(info={"board": "pynq-z2"}), False, None, None)
+    assert off.status == "not run" and "bnn2fpga synth" in off.detail
+
+
+def test_synth_cli_one_line_error_without_a_build(tmp_path, capsys):
+    from bnn2fpga.flows.cli import main
+
+    assert main(["synth", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "no folded model" in err and len(err.strip().splitlines()) == 1
+
+
+# --- with Yosys -----------------------------------------------------------------------------
+
+
+class _Counting:
+    """Counts Yosys runs in this process (the stage runs them in worker processes otherwise)."""
+
+    def __init__(self, monkeypatch):
+        import bnn2fpga.hw.synth.yosys as y
+
+        self.calls = 0
+        real = y.synthesize
+
+        def counted(*a, **k):
+            self.calls += 1
+            return real(*a, **k)
+
+        monkeypatch.setattr(y, "synthesize", counted)
+
+
+@needs_yosys
+def test_stage_synthesizes_every_layer_then_answers_from_the_cache(tiny_build, tmp_path, monkeypatch, capsys):
+    from bnn2fpga.flows.cli import main
+    from bnn2fpga.flows.report import load_report
+    from bnn2fpga.flows.synth import STAGE, SynthRun, add_to_report, synth_stage, synthesize_build
+
+    monkeypatch.setenv("BNN2FPGA_SYNTH_CACHE", str(tmp_path / "cache"))
+    res = synth_stage(tiny_build, log=lambda m: None)
+    assert res.name == STAGE and res.status == "synthesized", res.detail
+    rep = load_report(tiny_build.out_dir)["yosys"]
+    names = [row["name"] for row in load_report(tiny_build.out_dir)["layers"]]
+    assert sorted(rep["layers"]) == sorted(names)  # every layer: counted, or named as having no RTL
+    done = {n: r for n, r in rep["layers"].items() if "error" not in r}
+    assert all(r.get("no_rtl") for n, r in rep["layers"].items() if n not in done)
+    assert sum(n.startswith("MVAU") for n in done) == 2 and len(done) >= len(names) - 2
+    for k in ("LUT", "FF", "BRAM_18K", "DSP"):
+        assert rep["totals"][k] == sum(r[k] for r in done.values())
+    assert rep["totals"]["LUT"] > 50 and rep["yosys_runs"] == len(done)
+    assert all(r["levels"] >= 1 and r["method"] == "whole" for r in done.values())
+    assert rep["board_totals"]["LUT"] == 53200 and rep["level_limit"] == 8
+
+    # Again, in this process so the runs can be counted: nothing left for Yosys.
+    count = _Counting(monkeypatch)
+    again = synthesize_build(tiny_build.out_dir, log=lambda m: None, workers=1)
+    assert count.calls == 0 and again.yosys_runs == 0
+    assert all(r["cached"] for r in again.layers.values() if "error" not in r)
+    assert again.totals()["LUT"] == rep["totals"]["LUT"]
+    assert main(["synth", str(tiny_build.out_dir), "-j", "1"]) == 0 and count.calls == 0
+    assert "report.html" in capsys.readouterr().out
+
+    # The same layers against a 1 GHz clock (limit: 1 level) are flagged, in the report too.
+    tight = SynthRun(family="xc7", clock_mhz=1000.0, layers=again.layers)
+    assert tight.level_limit == 1
+    assert set(tight.too_deep()) == {n for n, r in again.layers.items() if r.get("levels", 0) > 1}
+    assert tight.too_deep()
+    add_to_report(tiny_build.out_dir, tight)
+    section = load_report(tiny_build.out_dir)["yosys"]
+    assert section["too_deep"] == tight.too_deep()
+    assert all(section["layers"][n]["too_deep"] for n in tight.too_deep())
+    assert "too deep" in (tiny_build.out_dir / "report" / "report.html").read_text()
+
+
+#: Per-PE x N against the whole layer (PE 4, SIMD 8, 32x16 XNOR, thresholds): measured 183 against
+#: 184 LUT, 125 against 129 FF, BRAM equal (cbcnn-mnist's MVAUXnor_rtl_3, PE 8 x SIMD 36: 925 against
+#: 931 LUT, 308 against 313 FF); the tolerance leaves room for ABC's choices.
+PER_PE_TOLERANCE = 0.10
+
+
+@needs_yosys
+def test_per_pe_count_matches_whole_layer_synthesis(tmp_path):
+    from bnn2fpga.flows.synth import Job, collect, per_pe_jobs, run_jobs
+    from bnn2fpga.hw.rtlgen.mvtu import MVTU
+
+    rng = np.random.default_rng(2)
+    m = MVTU(rng.integers(0, 2, (32, 16)), rng.integers(0, 33, (16, 1)), 4, 8)
+    jobs = [Job("L", "whole", m.layer("L"), 32)]
+    split = per_pe_jobs("P", m)
+    got = collect(jobs + split, run_jobs(jobs + split, 2, tmp_path / "cache"), {"P": 4})
+    whole, per_pe = got["L"], got["P"]
+    assert per_pe["method"] == "per-PE x 4"
+    assert abs(per_pe["LUT"] - whole["LUT"]) <= PER_PE_TOLERANCE * whole["LUT"], (per_pe, whole)
+    assert abs(per_pe["FF"] - whole["FF"]) <= PER_PE_TOLERANCE * whole["FF"], (per_pe, whole)
+    assert per_pe["BRAM_18K"] == whole["BRAM_18K"] and per_pe["levels"] >= 1
