@@ -12,7 +12,7 @@ IMAGE ?= bnn2fpga:latest
 ckpt_arg := $(if $(CKPT),--ckpt $(CKPT),)
 fps_arg  := $(if $(FPS),--fps $(FPS),)
 
-.PHONY: setup cluster-setup demo test bench bench-ecp5 bitstream estimate train verify models boards report \
+.PHONY: setup cluster-setup demo test bench bench-build-time bench-ecp5 bitstream estimate train verify models boards report \
         docker-image docker-bitstream docker-test lint-docker clean
 
 setup:
@@ -35,6 +35,10 @@ cluster-setup: setup
 bench: setup
 	@$(BIN)/python -m bnn2fpga.benchmarks.run --out build/bench $(if $(MODELS),--models $(MODELS),)
 	@$(BIN)/python -m pytest -q -p no:cacheprovider -m bench tests/flows/byo
+
+## Build time against graph size (issue #19): seconds per step to estimate, fitted exponent; GRAPHS=... to choose.
+bench-build-time: setup
+	@$(BIN)/python -m bnn2fpga.benchmarks.build_time --out build/bench-build-time $(if $(GRAPHS),--graphs $(GRAPHS),)
 
 ## The open ECP5 flow measured (README "Open-source bitstream (ECP5)"): minutes per model.
 bench-ecp5: setup

@@ -66,12 +66,39 @@ class Fit:
                 "largest": {r: v[:5] for r, v in self.consumers.items()}}
 
 
-def estimate_resources(model, board: Board) -> dict[str, dict[str, float]]:
-    """FINN's per-layer analytical resource estimate."""
-    ops.prepare()
-    from finn.analysis.fpgadataflow.res_estimation import res_estimation
+# FINN's per-layer estimates are functions of the layer's node alone (op type, domain,
+# attributes; the FPGA part for resources): the search re-estimates the same layers with
+# the same folding over and over (issue #19), so each distinct layer is estimated once.
+_ESTIMATES: dict = {}
+_ESTIMATES_MAX = 200_000
 
-    return model.analysis(lambda m: res_estimation(m, board.part))
+
+def _layer_key(node) -> tuple:
+    return node.op_type, node.domain, tuple(a.SerializeToString(deterministic=True) for a in node.attribute)
+
+
+def _per_layer(model, what: str, compute) -> dict:
+    """{node name: compute(FINN's op instance)} for every HLS/RTL layer, as FINN's analyses, memoized per layer."""
+    ops.prepare()
+    from finn.util.basic import getHWCustomOp
+    from finn.util.fpgadataflow import is_hls_node, is_rtl_node
+
+    if len(_ESTIMATES) > _ESTIMATES_MAX:
+        _ESTIMATES.clear()
+    out = {}
+    for node in model.graph.node:
+        if is_hls_node(node) or is_rtl_node(node):
+            key = (what, _layer_key(node))
+            if key not in _ESTIMATES:
+                _ESTIMATES[key] = compute(getHWCustomOp(node))
+            v = _ESTIMATES[key]
+            out[node.name] = dict(v) if isinstance(v, dict) else v
+    return out
+
+
+def estimate_resources(model, board: Board) -> dict[str, dict[str, float]]:
+    """FINN's per-layer analytical resource estimate (``res_estimation``, the same dict)."""
+    return _per_layer(model, f"res|{board.part}", lambda inst: inst.node_res_estimation(board.part))
 
 
 def check_fit(model, board: Board, ceiling: float) -> Fit:
@@ -130,9 +157,8 @@ def weights_to_luts(model, board: Board, ceiling: float):
 
 def max_cycles(model) -> int:
     """Cycles per frame of the slowest layer (the throughput limit)."""
-    from finn.analysis.fpgadataflow.exp_cycles_per_layer import exp_cycles_per_layer
-
-    return int(max(model.analysis(exp_cycles_per_layer).values()))
+    # FINN's exp_cycles_per_layer, memoized per layer
+    return int(max(_per_layer(model, "cycles", lambda inst: int(inst.get_exp_cycles())).values()))
 
 
 def fold_to_cycles(model, cycles: int, wwidth_max: int = 36, res_type: str = "lut"):
@@ -141,28 +167,86 @@ def fold_to_cycles(model, cycles: int, wwidth_max: int = 36, res_type: str = "lu
     ``res_type`` is the multiplier resource ("lut" or "dsp") of the MVAUs that are not
     XNOR-popcount (XNOR layers have no multipliers).
     """
-    ops.prepare()
-    from finn.transformation.fpgadataflow.set_folding import SetFolding
+    return _Folder(model).fold(cycles, wwidth_max, res_type)
+
+
+class _Folder:
+    """``fold_to_cycles`` for one model, many budgets: SetFolding runs once per (cycles, wwidth_max).
+
+    The search asks for the same budget with both multiplier resources (``res_type`` only
+    changes the MVAUs' resType afterwards), so the folded nodes are kept per budget (issue #19).
+    """
+
+    def __init__(self, model):
+        ops.prepare()
+        self.model = model
+        self._folded: dict[tuple[int, int], list[bytes]] = {}
+        self._clean: bool | None = None
+
+    def _is_clean(self) -> bool:
+        # QONNX's clean-up changes nothing on this graph (as on any clean-up's output), so
+        # our own transformations, which only set node attributes, can skip theirs.
+        if self._clean is None:
+            from bnn2fpga.flows.fast_apply import digest
+
+            self._clean = digest(_wrap(copy.deepcopy(self.model.model)).cleanup()) == digest(self.model)
+        return self._clean
+
+    def forget_budgets(self) -> None:
+        self._folded.clear()
+
+    def fold(self, cycles: int, wwidth_max: int = 36, res_type: str = "lut"):
+        from qonnx.custom_op.registry import getCustomOp
+
+        fresh = _wrap(copy.deepcopy(self.model.model))
+        nodes = self._folded.get((int(cycles), wwidth_max))
+        if nodes is not None:
+            from onnx import NodeProto
+
+            del fresh.graph.node[:]
+            fresh.graph.node.extend(NodeProto.FromString(b) for b in nodes)
+        else:
+            fresh = self._set_folding(fresh, cycles, wwidth_max)
+        for node in fresh.graph.node:
+            if node.op_type.startswith("MVAU"):
+                inst = getCustomOp(node)
+                if not inst.get_nodeattr("binaryXnorMode") and "resType" in inst.get_nodeattr_types():
+                    inst.set_nodeattr("resType", res_type)
+        return fresh
+
+    def _set_folding(self, fresh, cycles: int, wwidth_max: int):
+        from finn.transformation.fpgadataflow.set_folding import SetFolding
+
+        from bnn2fpga.flows.transforms.fix_reshape_pe import FixReshapeFolding
+        from bnn2fpga.flows.transforms.fold_channel_permute import FoldChannelPermute
+
+        clean = self._is_clean()
+        rest = _digest_without_nodes(fresh)
+        ours = _as_finn_hls(fresh)
+        # SetFolding leaves ChannelPermute at SIMD 1 and would relax every other layer to it.
+        fresh = fresh.transform(FoldChannelPermute(cycles=1), cleanup=not clean)
+        fresh = fresh.transform(SetFolding(int(cycles), mvau_wwidth_max=wwidth_max, two_pass_relaxation=True),
+                                cleanup=not clean)
+        fresh = _restore_ops(fresh, ours, cleanup=not clean)
+        fresh = fresh.transform(FixReshapeFolding(), cleanup=not clean)
+        fresh = fresh.transform(FoldChannelPermute(), cleanup=not clean)  # an op SetFolding does not know
+        if _digest_without_nodes(fresh) == rest:  # folding set node attributes and names only: reusable
+            self._folded[(int(cycles), wwidth_max)] = [n.SerializeToString() for n in fresh.graph.node]
+        return fresh
+
+
+def _wrap(proto):
+    """QONNX's ModelWrapper around ``proto`` (imported late, like everything FINN's here)."""
     from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.custom_op.registry import getCustomOp
 
-    fresh = ModelWrapper(copy.deepcopy(model.model))
-    from bnn2fpga.flows.transforms.fix_reshape_pe import FixReshapeFolding
-    from bnn2fpga.flows.transforms.fold_channel_permute import FoldChannelPermute
+    return ModelWrapper(proto)
 
-    ours = _as_finn_hls(fresh)
-    # SetFolding leaves ChannelPermute at SIMD 1 and would relax every other layer to it.
-    fresh = fresh.transform(FoldChannelPermute(cycles=1))
-    fresh = fresh.transform(SetFolding(int(cycles), mvau_wwidth_max=wwidth_max, two_pass_relaxation=True))
-    fresh = _restore_ops(fresh, ours)
-    fresh = fresh.transform(FixReshapeFolding())
-    fresh = fresh.transform(FoldChannelPermute())  # an op SetFolding does not know
-    for node in fresh.graph.node:
-        if node.op_type.startswith("MVAU"):
-            inst = getCustomOp(node)
-            if not inst.get_nodeattr("binaryXnorMode") and "resType" in inst.get_nodeattr_types():
-                inst.set_nodeattr("resType", res_type)
-    return fresh
+
+def _digest_without_nodes(model) -> bytes:
+    """A digest of everything in the model but its node list (see fast_apply.digest)."""
+    from bnn2fpga.flows.fast_apply import digest
+
+    return digest(model, nodes=False)
 
 
 def _as_finn_hls(model) -> dict[int, tuple[str, str]]:
@@ -182,7 +266,7 @@ def _as_finn_hls(model) -> dict[int, tuple[str, str]]:
     return ours
 
 
-def _restore_ops(model, ours: dict[int, tuple[str, str]]):
+def _restore_ops(model, ours: dict[int, tuple[str, str]], cleanup: bool = True):
     """Undo :func:`_as_finn_hls` and give the nodes back their names (SetFolding renamed them)."""
     if not ours:
         return model
@@ -191,7 +275,7 @@ def _restore_ops(model, ours: dict[int, tuple[str, str]]):
     for i, (op_type, domain) in ours.items():
         node = model.graph.node[i]
         node.op_type, node.domain = op_type, domain
-    return model.transform(GiveUniqueNodeNames())
+    return model.transform(GiveUniqueNodeNames(), cleanup=cleanup)
 
 
 def search(model, board: Board, ceiling: float, iterations: int = 12):
@@ -202,7 +286,8 @@ def search(model, board: Board, ceiling: float, iterations: int = 12):
     SetFolding's discrete steps, which is why several variants are tried.
     """
     clock_hz = board.clock_mhz * 1e6
-    slowest, fit = weights_to_luts(fold_to_cycles(model, 10**12), board, ceiling)
+    folder = _Folder(model)
+    slowest, fit = weights_to_luts(folder.fold(10**12), board, ceiling)
     hi = max_cycles(slowest)
     best, best_cycles, best_variant, tried = None, None, None, []
     if fit.fits:
@@ -210,10 +295,12 @@ def search(model, board: Board, ceiling: float, iterations: int = 12):
     for wmax, res_type in VARIANTS:
         if res_type == "dsp" and board.resources.DSP == 0:
             continue
+        if res_type == "lut":
+            folder.forget_budgets()  # the budgets of another word width come back only with their res_type twin
         lo_log, hi_log = 0.0, math.log(hi)
         for _ in range(iterations):
             mid = math.exp((lo_log + hi_log) / 2)
-            cand, fit = weights_to_luts(fold_to_cycles(model, max(1, int(mid)), wmax, res_type), board, ceiling)
+            cand, fit = weights_to_luts(folder.fold(max(1, int(mid)), wmax, res_type), board, ceiling)
             cyc = max_cycles(cand)
             fits = fit.fits
             tried.append({"target_cycles": int(mid), "cycles": cyc, "fits": fits,

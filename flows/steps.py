@@ -3,6 +3,7 @@ serve and ours where they do not. Their order is ``STEPS``; the runner saves eac
 """
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from dataclasses import dataclass, field
@@ -200,15 +201,19 @@ def _check_trunc_rounding(model) -> None:
 def step_qonnx_to_finn(model, ctx: Context):
     """Clean up, move the input pre-processing and quantizer to the host, check ops, convert to FINN-ONNX."""
     from qonnx.core.datatype import DataType
-    from qonnx.util.cleanup import cleanup_model
 
+    from bnn2fpga.flows.fast_apply import Applier, cleanup_model, finn_step_qonnx_to_finn
     from bnn2fpga.flows.transforms.explicit_conv_kernel_shape import ExplicitConvKernelShape
+    from bnn2fpga.flows.transforms.fold_quant_weights import FoldAllQuantWeights
     from bnn2fpga.flows.transforms.hoist_input_quant import HoistInputQuantToHost
     from bnn2fpga.flows.transforms.rounding_trunc_to_thresholds import RoundingTruncToThresholds
 
-    model = model.transform(ExplicitConvKernelShape())
-    model = cleanup_model(model)
-    model = model.transform(RoundingTruncToThresholds())
+    # One applier for the step: no clean-up of a graph that is already clean, and the
+    # weights folded in one pass (issue #19).
+    a = Applier()
+    model = a.transform(copy.deepcopy(model), ExplicitConvKernelShape())  # in place, on a copy
+    model = cleanup_model(model, a)
+    model = a.transform(model, RoundingTruncToThresholds())
     unsupported = [n for n in model.graph.node if n.op_type not in SUPPORTED_OPS]
     if unsupported:
         n = unsupported[0]
@@ -224,7 +229,7 @@ def step_qonnx_to_finn(model, ctx: Context):
     declared = ctx.cfg.input_decl
     hoist = HoistInputQuantToHost()
     if declared is None:
-        model = model.transform(hoist)
+        model = a.transform(model, hoist)
     spec = hoist.spec
     if declared is not None:
         if model.get_tensor_datatype(inp) != DataType["FLOAT32"] or any(
@@ -232,6 +237,7 @@ def step_qonnx_to_finn(model, ctx: Context):
             raise UserError("--input-scale/--input-dtype declare the input of a network without an input "
                             "quantizer, but this network quantizes its input itself; drop the options")
         model, spec = _declare_input(model, ctx)
+        a.forget()
     elif spec is None and not hoist.bipolar and model.get_tensor_datatype(inp) == DataType["FLOAT32"]:
         first = (model.find_consumers(inp) or [None])[0]
         where = f" (it goes straight into node '{first.name}' ({first.op_type}))" if first is not None else ""
@@ -247,12 +253,15 @@ def step_qonnx_to_finn(model, ctx: Context):
     ctx.info["host_input"] = [_describe_float_op(op) for op in hoist.float_ops] + (
         [f"Quant ({spec.datatype}, scale {spec.scale:g}{', zero point %g' % spec.zero_point if spec.zero_point else ''}"
          f", {spec.rounding})"] if spec else [])
-    return _finn("step_qonnx_to_finn")(model, ctx.finn_cfg)
+    # FINN's step_qonnx_to_finn, same result (issue #19).
+    return finn_step_qonnx_to_finn(model, ctx.finn_cfg, a, fold_weights=FoldAllQuantWeights)
 
 
 def step_tidy_up(model, ctx: Context):
     """FINN's tidy-up: shapes, datatypes, constant folding, readable names."""
-    return _finn("step_tidy_up")(model, ctx.finn_cfg)
+    from bnn2fpga.flows.fast_apply import finn_step_tidy_up
+
+    return finn_step_tidy_up(copy.deepcopy(model), ctx.finn_cfg)  # FINN's step_tidy_up, same result (issue #19)
 
 
 def _pre_streamline() -> list:
@@ -290,11 +299,17 @@ def _post_streamline() -> list:
 
 def step_streamline(model, ctx: Context):
     """Our graph fixes, FINN's streamlining into integer thresholds, then our clean-ups."""
+    from bnn2fpga.flows.fast_apply import Applier, finn_step_streamline
+
+    a = Applier()  # no clean-up of a graph a transformation left unchanged (issue #19)
+    model = copy.deepcopy(model)  # the applier works in place; the caller's model stays as it was
     for transform in _pre_streamline():
-        model = model.transform(transform())
-    model = _finn("step_streamline")(model, ctx.finn_cfg)
+        model = a.transform(model, transform())
+    # FINN's step_streamline, same result, without its ~600 clean-ups of unchanged graphs (issue #19).
+    model = finn_step_streamline(model, ctx.finn_cfg, a)
+    a.forget()  # finn_step_streamline works on a copy
     for transform in _post_streamline():
-        model = model.transform(transform())
+        model = a.transform(model, transform())
     return model
 
 

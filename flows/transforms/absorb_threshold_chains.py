@@ -26,14 +26,17 @@ class AbsorbThresholdChains(Transformation):
         from qonnx.transformation.batchnorm_to_affine import BatchNormToAffine
         from qonnx.transformation.infer_shapes import InferShapes
 
+        from bnn2fpga.flows.fast_apply import Applier
         from bnn2fpga.flows.transforms.absorb_prelu import AbsorbPReLUIntoMultiThreshold
 
         if not any(n.op_type == "PRelu" for n in model.graph.node):
             return model, False
-        model = model.transform(BatchNormToAffine()).transform(InferShapes())
+        # Through an applier: the absorptions that find nothing skip the clean-up (issue #19).
+        a = Applier()
+        model = a.transform(a.transform(model, BatchNormToAffine()), InferShapes())
         while True:
             before = len(model.graph.node)
             for t in (AbsorbPReLUIntoMultiThreshold(), AbsorbAddIntoMultiThreshold(), AbsorbMulIntoMultiThreshold()):
-                model = model.transform(t, make_deepcopy=False)
+                model = a.transform(model, t)
             if len(model.graph.node) == before:
                 return model, False

@@ -11,12 +11,15 @@ def apply_until_stable(model: ModelWrapper, transforms: list, max_rounds: int = 
     every tensor after each transformation, which is quadratic in the graph size and
     took minutes on a small PresB-Net. Here shapes and datatypes are re-inferred only
     after a transformation changed something, and the clean-up (sorting, unique and
-    readable names) runs once at the end.
+    readable names) runs once at the end, and not at all on a graph this function returned
+    before when nothing is left to do (issue #19).
     """
     from qonnx.transformation.general import GiveReadableTensorNames, GiveUniqueNodeNames
     from qonnx.transformation.infer_datatypes import InferDataTypes
-    from qonnx.transformation.infer_shapes import InferShapes
 
+    from bnn2fpga.flows.fast_apply import infer_shapes
+
+    changed_any = False
     for _ in range(max_rounds):
         changed = False
         for t in transforms:
@@ -24,13 +27,33 @@ def apply_until_stable(model: ModelWrapper, transforms: list, max_rounds: int = 
                 model, modified = t.apply(model)
                 if not modified:
                     break
-                changed = True
-                model = model.transform(InferShapes(), make_deepcopy=False, cleanup=False)
+                changed = changed_any = True
+                model = infer_shapes(model)  # = model.transform(InferShapes(), cleanup=False), faster
                 model = model.transform(InferDataTypes(), make_deepcopy=False, cleanup=False)
         if not changed:
             break
     else:
         raise RuntimeError(f"graph transformations did not settle after {max_rounds} rounds")
+    if not changed_any:
+        from bnn2fpga.flows.fast_apply import digest
+
+        if digest(model) in _SETTLED:  # its own output: the clean-up and the names below change nothing
+            return model
     model = model.cleanup()
     model = model.transform(GiveUniqueNodeNames(), make_deepcopy=False, cleanup=False)
-    return model.transform(GiveReadableTensorNames(), make_deepcopy=False, cleanup=False)
+    model = model.transform(GiveReadableTensorNames(), make_deepcopy=False, cleanup=False)
+    _remember_settled(model)
+    return model
+
+
+#: Digests of graphs this function returned: clean, with unique node and readable tensor
+#: names, so the clean-up and naming at its end leave them as they are.
+_SETTLED: set = set()
+
+
+def _remember_settled(model: ModelWrapper) -> None:
+    from bnn2fpga.flows.fast_apply import digest
+
+    if len(_SETTLED) > 10_000:
+        _SETTLED.clear()
+    _SETTLED.add(digest(model))

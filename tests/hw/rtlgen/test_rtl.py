@@ -279,6 +279,7 @@ def test_prepare_ip_and_finn_stitching_take_our_rtl_layers(mnist_build, monkeypa
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.custom_op.registry import getCustomOp
 
+    from bnn2fpga.hw.rtlgen.base import RTL_DIR
     from bnn2fpga.hw.sim.verilator import lint
 
     model = _dataflow_model(mnist_build).transform(PrepareIP("xc7z020clg400-1", 10.0))
@@ -293,15 +294,16 @@ def test_prepare_ip_and_finn_stitching_take_our_rtl_layers(mnist_build, monkeypa
         assert (f"{node.name}_thresholds.dat" in names) == (not inst.get_nodeattr("noActivation"))
         lint(inst.get_nodeattr("gen_top_module"), inst.get_rtl_file_list(abspath=True))  # raises on a warning
 
-    # FINN's stitching of a run of RTL nodes around our first layer (HLS nodes would
-    # need Vitis' IP first). Vivado itself is never launched: the launcher stops FINN.
+    # FINN's stitching of the run of RTL nodes around our first layer (HLS nodes would
+    # need Vitis' IP first): every layer is RTL by default, so that is the whole design.
+    # Vivado itself is never launched: the launcher stops FINN.
     nodes = list(model.graph.node)
     a = b = nodes.index(ours[0])
     while a > 0 and is_rtl_node(nodes[a - 1]):
         a -= 1
     while b + 1 < len(nodes) and is_rtl_node(nodes[b + 1]):
         b += 1
-    assert a < nodes.index(ours[0]) < b
+    assert (a, b) == (0, len(nodes) - 1)
     part = ModelWrapper(copy.deepcopy(model.model))
     g = part.graph
     del g.node[:]
@@ -326,10 +328,16 @@ def test_prepare_ip_and_finn_stitching_take_our_rtl_layers(mnist_build, monkeypa
     assert f"connect_bd_intf_net [get_bd_intf_pins {prev}/out0_V] [get_bd_intf_pins {name}/in0_V]" in tcl
     assert f"connect_bd_intf_net [get_bd_intf_pins {name}/out0_V] [get_bd_intf_pins {nxt}/in0_V]" in tcl
     added = [Path(line.split()[-1]) for line in tcl if line.startswith("add_files -norecurse /")]
-    ours_added = [f for f in added if f.name in ("xnor_mvtu.sv", "bnn_rom.sv") or f.name == f"{name}.v"]
-    assert len(ours_added) == 3 and all(f.exists() for f in ours_added)
-    # one definition of each module: every layer of a full design adds the same files
-    assert {f.name for f in ours_added} == {"xnor_mvtu.sv", "bnn_rom.sv", f"{name}.v"}
+    # One definition of each module: every layer names the same file of hw/rtl (Vivado skips
+    # a file already in the project), and each layer adds its own wrapper.
+    library = {f for f in added if f.parent == RTL_DIR}
+    assert {f.name for f in library} >= {"xnor_mvtu.sv", "bnn_rom.sv", "maxpool_stream.sv", "window_group.sv",
+                                         "eltwise_const.sv"}
+    assert len({f.name for f in library}) == len(library)
+    ours_all = [n for n in nodes if n.op_type in ("MVAUXnor_rtl", "Pool_rtl", "ElementwiseMulLut_rtl",
+                                                  "ElementwiseAddLut_rtl")]
+    wrappers = [f for f in added if f.name in {f"{n.name}.v" for n in ours_all}]
+    assert len(wrappers) == len(ours_all) == 12 and all(f.exists() for f in [*library, *wrappers])
 
 
 @needs_verilator

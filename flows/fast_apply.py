@@ -1,0 +1,648 @@
+"""FINN's streamlining with the same result, without re-running clean-ups on graphs they already cleaned.
+
+Why (issue #19): FINN's ``Streamline`` applies 22 transformations, and after *each* one,
+whether it changed the graph or not, five more (RemoveIdentityOps, GiveUniqueNodeNames,
+GiveReadableTensorNames, InferDataTypes, InferDataLayouts), every one of them through
+``ModelWrapper.transform``, which deep-copies the model and runs QONNX's five-pass
+``cleanup``. Each of those passes visits every node and looks tensors up with QONNX's
+list scans (``get_by_name``, ``get_initializer``, ``find_producer``, ``rename_tensor``), so
+one pass costs O(nodes^2), and the build step runs ~600 of them. On most of the 22
+transformations nothing matches (a PresB-Net has no Div, no Sub, no TopK...), and the
+clean-up chain then runs on a graph it has just produced.
+
+``Applier.transform`` is ``model.transform(t)`` (same fixed-point loop, same clean-up) that
+also remembers the graphs (by a digest of the serialized model) on which a transformation
+turned out to be, or by construction is, a no-op, and skips it there. Transformations
+are deterministic, so skipping a no-op cannot change the result; the clean-up chain is
+treated as idempotent (applying it to its own output changes nothing), which
+``BNN2FPGA_FAST_APPLY_CHECK=1`` verifies on every skip (slow: it runs the skipped work
+and raises on a difference). ``streamline`` and ``finn_step_streamline`` reproduce FINN's
+``Streamline`` and ``step_streamline`` with it; their lists of transformations are read
+from FINN's own source (``Streamline.apply``), and when FINN's code no longer has the
+expected shape they fall back to calling FINN, so a FINN upgrade can make this slower,
+never different.
+
+The applier also skips the clean-up after a transformation that left a clean graph (one
+that is a clean-up's output, remembered by digest across appliers) unchanged, and renames
+the tensors of a clean graph for ``GiveReadableTensorNames`` in one sweep
+(``readable_tensor_names``, QONNX's rename sequence played on a table of names).
+``finn_step_qonnx_to_finn`` and ``finn_step_tidy_up`` reproduce FINN's steps of those
+names the same way (checked against FINN's source as well); the first, given
+``transforms/fold_quant_weights.py``'s transformation, folds all weight quantizers in one
+pass before FINN's one-per-pass ``FoldQuantWeights``, which then finds nothing left.
+"""
+from __future__ import annotations
+
+import ast
+import copy
+import hashlib
+import inspect
+import os
+import zlib
+from functools import lru_cache
+
+from qonnx.core.modelwrapper import ModelWrapper
+
+#: Set to 1 to run every skipped transformation anyway and fail when it would have changed the graph.
+CHECK_ENV = "BNN2FPGA_FAST_APPLY_CHECK"
+
+
+def digest(model: ModelWrapper, nodes: bool = True) -> bytes:
+    """A digest of the whole model: nodes, tensor infos, annotations, initializers (names, types, shapes, data).
+
+    ``nodes=False``: of everything but the node list.
+
+    Serializing and hashing a PresB-Net whole took ~50 ms; hashing the graph's parts
+    with a CRC of each initializer's bytes takes a third of that.
+    """
+    g = model.graph
+    h = hashlib.sha1()
+    for coll in (g.node if nodes else (), g.input, g.output, g.value_info, g.quantization_annotation,
+                 g.sparse_initializer):
+        h.update(b"|")
+        for x in coll:
+            h.update(x.SerializeToString(deterministic=True))
+    for i in g.initializer:
+        payload = i.raw_data
+        if payload and not (i.float_data or i.int32_data or i.int64_data or i.double_data or i.string_data
+                            or i.uint64_data or i.external_data):
+            h.update(repr((i.name, i.data_type, tuple(i.dims), i.doc_string, i.data_location, len(payload),
+                           zlib.crc32(payload))).encode())
+        else:
+            h.update(i.SerializeToString(deterministic=True))
+    h.update(repr((g.name, g.doc_string, model.model.ir_version, [(o.domain, o.version) for o in model.model.opset_import],
+                   [(p.key, p.value) for p in model.model.metadata_props])).encode())
+    return h.digest()
+
+
+def _key(t) -> object:
+    # Same class and same settings: same transformation. Settings that print as object
+    # addresses (functions, models) make the key the instance itself.
+    try:
+        r = repr(sorted(vars(t).items()))
+    except TypeError:
+        return t
+    return t if " at 0x" in r else (type(t).__module__, type(t).__qualname__, r)
+
+
+#: Digests of graphs that QONNX's clean-up leaves unchanged, shared by all appliers: a digest
+#: names a graph's content, so what is true of it in one build step stays true in the next.
+_CLEAN: set = set()
+_CLEAN_MAX = 20_000
+
+
+class Applier:
+    """``ModelWrapper.transform`` with a memory of where transformations are no-ops (see the module).
+
+    It also remembers the digest of the model it last returned: between two calls, change
+    that model only through the applier (or call ``forget``).
+    """
+
+    def __init__(self, check: bool | None = None):
+        self._noop: set = set()
+        self._clean = _CLEAN  # digests of graphs QONNX's clean-up leaves unchanged (its own outputs)
+        if len(_CLEAN) > _CLEAN_MAX:
+            _CLEAN.clear()
+        self._known: tuple | None = None  # (model it returned last, its digest)
+        self._keep: list = []  # instances used as keys stay alive, so their ids are not reused
+        self.check = os.environ.get(CHECK_ENV) == "1" if check is None else check
+        self.ran = self.skipped = self.cleanups_skipped = self.fast_renames = 0
+
+    def forget(self) -> None:
+        """The model was changed outside the applier: digest it again on the next call."""
+        self._known = None
+
+    def _digest(self, model: ModelWrapper) -> bytes:
+        if self._known is not None and self._known[0] is model:
+            return self._known[1]
+        return digest(model)
+
+    def _skip(self, key, d: bytes) -> bool:
+        return (key, d) in self._noop
+
+    def _remember(self, key, d: bytes) -> None:
+        if not isinstance(key, tuple):
+            self._keep.append(key)
+        self._noop.add((key, d))
+
+    def transform(self, model: ModelWrapper, t, cleanup: bool = True, idempotent: bool = False) -> ModelWrapper:
+        """``model.transform(t, make_deepcopy=False, cleanup=cleanup)`` unless known to change nothing.
+
+        ``idempotent``: ``t`` (with the clean-up) changes nothing on its own output, so that
+        output is remembered as a no-op for it too (true of the naming, inference and
+        clean-up passes, not of an arbitrary transformation).
+        """
+        key = (_key(t), cleanup)
+        before = self._digest(model)
+        if self._skip(key, before):
+            self.skipped += 1
+            if self.check:
+                self._check(model, before, lambda m: m.transform(t, make_deepcopy=False, cleanup=cleanup), key)
+            return model
+        self.ran += 1
+        if before in self._clean and _is_readable_names(t) and self._readable_names(model, before):
+            after = digest(model)
+            self._clean.add(after)  # renaming a clean graph leaves it clean (checked with check=True)
+        elif cleanup and before in self._clean:
+            # The clean-up of a graph that is its own clean-up's output changes nothing: run
+            # it only when ``t`` changed the graph.
+            model = self._run(model, t)
+            after = digest(model)
+            if after != before:
+                model = model.cleanup()
+                after = digest(model)
+            else:
+                self.cleanups_skipped += 1
+                if self.check:
+                    self._check(model, after, lambda m: m.cleanup(), ("cleanup",))
+        else:
+            model = self._run(model, t)
+            if cleanup:
+                model = model.cleanup()
+            after = digest(model)
+        if cleanup:
+            self._clean.add(after)
+        self._known = (model, after)
+        if after == before:
+            self._remember(key, before)
+        elif idempotent:
+            self._remember(key, after)
+        return model
+
+    def _run(self, model: ModelWrapper, t) -> ModelWrapper:
+        """``model.transform(t, make_deepcopy=False, cleanup=False)``; QONNX's InferShapes by ``infer_shapes``."""
+        if not _is_infer_shapes(t):
+            return model.transform(t, make_deepcopy=False, cleanup=False)
+        if not self.check:
+            return infer_shapes(model)
+        expected = copy.deepcopy(model).transform(t, make_deepcopy=False, cleanup=False)
+        model = infer_shapes(model)
+        if digest(model) != digest(expected):
+            raise AssertionError("fast_apply: infer_shapes differs from InferShapes")
+        return model
+
+    def _readable_names(self, model: ModelWrapper, before: bytes) -> bool:
+        """QONNX's GiveReadableTensorNames (with or without clean-up) on a clean graph, renamed in one sweep."""
+        trial = None
+        if self.check:
+            from qonnx.transformation.general import GiveReadableTensorNames
+
+            trial = copy.deepcopy(model).transform(GiveReadableTensorNames())
+        if not readable_tensor_names(model):
+            return False
+        self.fast_renames += 1
+        if trial is not None and digest(trial) != digest(model):
+            raise AssertionError("fast_apply: readable_tensor_names differs from GiveReadableTensorNames")
+        return True
+
+    def chain(self, model: ModelWrapper, transforms: list, name: str) -> ModelWrapper:
+        """Apply ``transforms`` (each idempotent, with clean-up) in order; skipped as a whole on its own output."""
+        key = ("chain", name, tuple(_key(t) for t in transforms))
+        before = self._digest(model)
+        if self._skip(key, before):
+            self.skipped += len(transforms)
+            if self.check:
+                def run(m):
+                    for t in transforms:
+                        m = m.transform(t, make_deepcopy=False)
+                    return m
+                self._check(model, before, run, key)
+            return model
+        for t in transforms:
+            model = self.transform(model, t, idempotent=True)
+        self._remember(key, self._digest(model))
+        return model
+
+    def _check(self, model: ModelWrapper, before: bytes, run, key) -> None:
+        trial = run(copy.deepcopy(model))
+        if digest(trial) != before:
+            raise AssertionError(f"fast_apply: skipped {key} would have changed the graph")
+
+
+# --- QONNX's GiveReadableTensorNames in one sweep ----------------------------------------
+
+
+def _is_readable_names(t) -> bool:
+    from qonnx.transformation.general import GiveReadableTensorNames
+
+    return type(t) is GiveReadableTensorNames
+
+
+def readable_tensor_names(model: ModelWrapper) -> bool:
+    """Rename the tensors of a clean graph as QONNX's ``GiveReadableTensorNames`` does, in O(graph); in place.
+
+    QONNX renames tensor by tensor (first to ``tensor_<i>``, then ``<node>_out<k>``,
+    ``<node>_param<k>``, ``global_in``/``global_out``) with ``rename_tensor``, which scans
+    every list of the graph each time: O(tensors x graph). The same sequence of renames is
+    played here on a table of names, then written once. Its deep copy and clean-up change
+    nothing on a clean graph (the caller's to know), and a rename leaves it clean.
+    Returns False, with the model untouched, on anything the table does not model the way
+    QONNX's list scans behave (a name twice in one list or one node, an empty name or node
+    name, two tensors renamed to one name): the caller runs QONNX's own then.
+    """
+    g = model.graph
+    if getattr(model, "fix_float64", False):
+        return False
+    names: set[str] = set()
+    for coll, field in ((g.input, "name"), (g.output, "name"), (g.value_info, "name"), (g.initializer, "name"),
+                        (g.quantization_annotation, "tensor_name")):
+        seen = [getattr(x, field) for x in coll]
+        if len(set(seen)) != len(seen) or "" in seen:
+            return False
+        names.update(seen)
+    for n in g.node:
+        if not n.name or len(set(n.input)) != len(n.input) or len(set(n.output)) != len(n.output) \
+                or "" in n.input or "" in n.output:
+            return False
+        names.update(n.input)
+        names.update(n.output)
+    cur = {x: x for x in names}  # tensor (by its original name) -> its name now
+    owner = dict(cur)  # name now -> tensor
+
+    def rename(old: str, new: str) -> bool:
+        if old not in owner or old == new:
+            return True  # QONNX finds nothing to rename / renames to the same name
+        if new in owner:
+            return False  # two tensors would share a name: QONNX's list scans behave differently
+        t = owner.pop(old)
+        cur[t] = new
+        owner[new] = t
+        return True
+
+    order = [x.name for x in g.value_info] + [x.name for x in g.input] + [x.name for x in g.output]
+    for i, name in enumerate(order):  # GiveUniqueTensorNames
+        if not rename(name, f"tensor_{i}"):
+            return False
+    inits = {x.name for x in g.initializer}
+    for n in g.node:
+        for k, o in enumerate(n.output):
+            if not rename(cur[o], "%s_out%d" % (n.name, k)):
+                return False
+        k = 0
+        for i in n.input:
+            if i in inits:
+                if not rename(cur[i], "%s_param%d" % (n.name, k)):
+                    return False
+                k += 1
+    for k, x in enumerate(g.input):
+        if not rename(cur[x.name], "global_in" if k == 0 else "global_in_%d" % k):
+            return False
+    for k, x in enumerate(g.output):
+        if not rename(cur[x.name], "global_out" if k == 0 else "global_out_%d" % k):
+            return False
+    for coll in (g.input, g.output, g.value_info, g.initializer):
+        for x in coll:
+            x.name = cur[x.name]
+    for a in g.quantization_annotation:
+        a.tensor_name = cur[a.tensor_name]
+    for n in g.node:
+        n.input[:] = [cur[x] for x in n.input]
+        n.output[:] = [cur[x] for x in n.output]
+    return True
+
+
+# --- QONNX's InferShapes without its quadratic check ---------------------------------------
+
+
+def _is_infer_shapes(t) -> bool:
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    return type(t) is InferShapes
+
+
+def infer_shapes(model: ModelWrapper) -> ModelWrapper:
+    """``model.transform(InferShapes(), make_deepcopy=False, cleanup=False)``, the same model, faster.
+
+    QONNX's InferShapes wraps ONNX's result in a new ModelWrapper, whose constructor
+    looks every node input and output up in the list of value infos one by one
+    (``check_all_tensor_shapes_specified``): O(tensors x value infos) per inference, most
+    of its time on a PresB-Net. Here that check is one pass over a table of names; the
+    value infos it adds for initializers without one are added by QONNX's own
+    ``get_tensor_shape``, in the same order.
+    """
+    import onnx.shape_inference as si
+    from qonnx.transformation.infer_shapes import InferShapes, _hide_finn_ops, _restore_finn_ops
+
+    if getattr(model, "fix_float64", False):
+        return model.transform(InferShapes(), make_deepcopy=False, cleanup=False)
+    hidden = _hide_finn_ops(model)
+    out = ModelWrapper(si.infer_shapes(model.model), fix_missing_initializer_valueinfo=False)
+    _fix_missing_initializer_valueinfo(out)  # as the constructor does: before the custom ops are back
+    _restore_finn_ops(out, hidden)
+    return out
+
+
+def _fix_missing_initializer_valueinfo(out: ModelWrapper) -> None:
+    """``out.check_all_tensor_shapes_specified(fix_missing_init_shape=True)`` with a table of names."""
+    g = out.graph
+    count: dict[str, int] = {}
+    for x in list(g.input) + list(g.output) + list(g.value_info):
+        count[x.name] = count.get(x.name, 0) + 1
+    inits = {i.name for i in g.initializer}
+    for n in g.node:
+        for t in list(n.input) + list(n.output):
+            if t == "":
+                continue
+            c = count.get(t, 0)
+            if c > 1:
+                out.get_tensor_shape(t, fix_missing_init_shape=True)  # QONNX's assertion, as in its check
+            elif c == 0 and t in inits:
+                out.get_tensor_shape(t, fix_missing_init_shape=True)  # adds the value info
+                count[t] = 1
+
+
+# --- FINN's Streamline, read from its source -----------------------------------------------
+
+
+def _calls_in(node) -> list[str]:
+    """Names of the classes instantiated with no arguments in ``model.transform(X())`` calls, in order."""
+    found = []
+    for n in ast.walk(node):
+        if (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "transform"
+                and n.args and isinstance(n.args[0], ast.Call) and not n.args[0].args and not n.args[0].keywords):
+            f = n.args[0].func
+            found.append(((n.lineno, n.col_offset), f.id if isinstance(f, ast.Name) else ast.unparse(f)))
+    return [name for _, name in sorted(found)]
+
+
+@lru_cache(maxsize=1)
+def _streamline_plan() -> tuple[list[str], list[str]] | None:
+    """(the 22 transformations, the chain run after each) of FINN's ``Streamline.apply``, or None."""
+    from finn.transformation.streamline import Streamline
+
+    try:
+        fn = ast.parse(inspect.cleandoc("\n" + inspect.getsource(Streamline.apply))).body[0]
+        assign, loop, ret = fn.body[1], fn.body[2], fn.body[3]
+        assert isinstance(assign, ast.Assign) and isinstance(assign.value, ast.List)
+        assert isinstance(loop, ast.For) and isinstance(ret, ast.Return)
+        trns = []
+        for e in assign.value.elts:
+            assert isinstance(e, ast.Call) and isinstance(e.func, ast.Name) and not e.args and not e.keywords
+            trns.append(e.func.id)
+        body = [s for s in loop.body]
+        assert all(isinstance(s, ast.Assign) for s in body)
+        first = body[0].value
+        assert ast.unparse(first) == f"model.transform({loop.target.id})"
+        post = _calls_in(ast.Module(body=body[1:], type_ignores=[]))
+        assert len(post) == len(body) - 1
+        return trns, post
+    except Exception:  # noqa: BLE001 - any other shape: use FINN's own class
+        return None
+
+
+def _resolve(names: list[str], module) -> list:
+    return [getattr(module, n)() for n in names]
+
+
+def streamline(model: ModelWrapper, applier: Applier | None = None) -> ModelWrapper:
+    """``model.transform(Streamline())`` with the same result (in place; deep-copy first if needed)."""
+    import finn.transformation.streamline as fs
+
+    plan = _streamline_plan()
+    a = applier or Applier()
+    a.forget()  # whatever the caller did to the model since
+    if plan is None:
+        return model.transform(fs.Streamline(), make_deepcopy=False)
+    trns, post = plan
+    post_t = _resolve(post, fs)
+    for trn in _resolve(trns, fs):
+        model = a.transform(model, trn)
+        model = a.chain(model, post_t, "streamline-post")
+    return a.transform(model, _CleanupOnly(), idempotent=True)  # Streamline's own transform() clean-up
+
+
+class _CleanupOnly:
+    """A transformation that changes nothing: ``model.transform(_CleanupOnly())`` is just the clean-up."""
+
+    def apply(self, model):
+        return model, False
+
+
+#: The ``model.transform(...)`` calls of FINN's ``step_streamline`` that ``finn_step_streamline`` reproduces.
+_FINN_STEP_CALLS = ["absorb.AbsorbScalarBiasIntoMultiThreshold", "Streamline", "LowerConvsToMatMul",
+                    "MakeMaxPoolNHWC", "absorb.AbsorbTransposeIntoMultiThreshold", "MakeMaxPoolNHWC",
+                    "absorb.AbsorbConsecutiveTransposes", "ConvertBipolarMatMulToXnorPopcount", "Streamline",
+                    "absorb.AbsorbScalarMulAddIntoTopK", "InferDataLayouts", "RemoveUnusedTensors"]
+
+
+@lru_cache(maxsize=1)
+def _finn_step_matches() -> bool:
+    from bnn2fpga.hw import finn_env
+
+    b = finn_env.finn_steps()
+    try:
+        return _calls_in(ast.parse(inspect.getsource(b.step_streamline))) == _FINN_STEP_CALLS
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def finn_step_streamline(model: ModelWrapper, cfg, applier: Applier | None = None) -> ModelWrapper:
+    """FINN's ``step_streamline(model, cfg)`` with the same result, faster (falls back to FINN's own)."""
+    from bnn2fpga.hw import finn_env
+
+    b = finn_env.finn_steps()
+
+    if not _finn_step_matches() or _streamline_plan() is None:
+        return b.step_streamline(model, cfg)
+    import finn.transformation.streamline.absorb as absorb
+    from finn.transformation.streamline.reorder import MakeMaxPoolNHWC
+    from qonnx.transformation.bipolar_to_xnor import ConvertBipolarMatMulToXnorPopcount
+    from qonnx.transformation.general import RemoveUnusedTensors
+    from qonnx.transformation.infer_data_layouts import InferDataLayouts
+    from qonnx.transformation.lower_convs_to_matmul import LowerConvsToMatMul
+
+    a = applier or Applier()
+    model = copy.deepcopy(model)
+    model = a.transform(model, absorb.AbsorbScalarBiasIntoMultiThreshold())
+    model = streamline(model, a)
+    if len(model.get_nodes_by_op_type("Conv")) > 0:
+        model = a.transform(model, LowerConvsToMatMul())
+        model = a.transform(model, MakeMaxPoolNHWC())
+        model = a.transform(model, absorb.AbsorbTransposeIntoMultiThreshold())
+        model = a.transform(model, MakeMaxPoolNHWC())
+        model = a.transform(model, absorb.AbsorbConsecutiveTransposes())
+    model = a.transform(model, ConvertBipolarMatMulToXnorPopcount())
+    model = streamline(model, a)
+    model = a.transform(model, absorb.AbsorbScalarMulAddIntoTopK())
+    model = a.transform(model, InferDataLayouts(), idempotent=True)
+    model = a.transform(model, RemoveUnusedTensors(), idempotent=True)
+    b_verify = getattr(b, "VerificationStepType", None)
+    if b_verify is not None and b_verify.STREAMLINED_PYTHON in cfg._resolve_verification_steps():
+        b.verify_step(model, cfg, "streamlined_python", need_parent=False)
+    return model
+
+
+# --- FINN's step_qonnx_to_finn ------------------------------------------------------------
+
+
+def _transform_names(fn) -> list[str]:
+    """Class names in ``model.transform(X(...))`` calls of function ``fn``, in source order (with or without arguments)."""
+    tree = ast.parse(inspect.cleandoc("\n" + inspect.getsource(fn)))
+    found = []
+    for n in ast.walk(tree):
+        if (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "transform"
+                and n.args and isinstance(n.args[0], ast.Call)):
+            f = n.args[0].func
+            found.append(((n.lineno, n.col_offset), f.id if isinstance(f, ast.Name) else ast.unparse(f)))
+    return [name for _, name in sorted(found)]
+
+
+#: QONNX's ``cleanup_model`` transformations (preserve_qnt_ops, no input size override).
+_CLEANUP_MODEL = ["InferShapes", "GiveUniqueParameterTensors", "FoldConstants", "FoldTransposeIntoQuantInit",
+                  "RemoveUnusedTensors", "RemoveStaticGraphInputs", "GiveUniqueNodeNames", "GiveReadableTensorNames"]
+#: The ``model.transform`` calls of FINN's ``ConvertQONNXtoFINN.apply``.
+_CONVERT_QONNX = ["InferMissingConvKernelShape", "ExtractBiasFromConv", "InferMissingGemmBias", "GemmToMatMul",
+                  "FoldTransposeIntoQuantInit", "InferDataTypes", "FoldQuantWeights", "InferDataLayouts",
+                  "ConvertQuantActToMultiThreshold", "InferDataTypes", "InferDataLayouts",
+                  "AvgPoolAndTruncToQuantAvgPool", "RemoveIdentityOps"]
+
+
+@lru_cache(maxsize=1)
+def _qonnx_plan_matches() -> bool:
+    """FINN's step_qonnx_to_finn, ConvertQONNXtoFINN and QONNX's cleanup_model still have the shape reproduced here."""
+    from bnn2fpga.hw import finn_env
+
+    try:
+        from finn.transformation.qonnx.convert_qonnx_to_finn import ConvertQONNXtoFINN
+        from qonnx.util import cleanup as qc
+
+        step_src = inspect.getsource(finn_env.finn_steps().step_qonnx_to_finn)
+        tree = ast.parse(inspect.getsource(qc.cleanup_model))
+        lists = [n for n in ast.walk(tree) if isinstance(n, ast.Assign) and isinstance(n.value, ast.List)
+                 and any(getattr(t, "id", "") == "cleanup_transformations" for t in n.targets)]
+        cleanup_names = [e.func.id for e in lists[0].value.elts] if len(lists) == 1 else None
+        return (_transform_names(ConvertQONNXtoFINN.apply) == _CONVERT_QONNX
+                and cleanup_names == _CLEANUP_MODEL
+                and _transform_names(finn_env.finn_steps().step_qonnx_to_finn) == ["ConvertQONNXtoFINN"]
+                and step_src.count("cleanup_model(model)") == 1)
+    except Exception:  # noqa: BLE001 - any other shape: use FINN's own
+        return False
+
+
+def cleanup_model(model: ModelWrapper, applier: Applier) -> ModelWrapper:
+    """QONNX's ``cleanup_model(model)`` (quantizers kept) through ``applier``; in place."""
+    from qonnx.transformation.fold_constants import FoldConstants
+    from qonnx.transformation.general import (
+        GiveReadableTensorNames,
+        GiveUniqueNodeNames,
+        GiveUniqueParameterTensors,
+        RemoveStaticGraphInputs,
+        RemoveUnusedTensors,
+    )
+    from qonnx.transformation.infer_shapes import InferShapes
+    from qonnx.transformation.quant_constant_folding import FoldTransposeIntoQuantInit
+
+    if not _qonnx_plan_matches():
+        from qonnx.util.cleanup import cleanup_model as qonnx_cleanup
+
+        applier.forget()
+        return qonnx_cleanup(model)
+    changed = False
+    for n in model.graph.node:
+        if n.op_type in ("Quant", "Trunc", "BipolarQuant") and n.domain != "qonnx.custom_op.general":
+            n.domain, changed = "qonnx.custom_op.general", True
+    if changed:
+        applier.forget()
+    keep = ["Quant", "BipolarQuant", "QuantizeLinear", "DequantizeLinear"]
+    for t in (InferShapes(), GiveUniqueParameterTensors(), FoldConstants(exclude_op_types=keep),
+              FoldTransposeIntoQuantInit(), RemoveUnusedTensors(), RemoveStaticGraphInputs(), GiveUniqueNodeNames(),
+              GiveReadableTensorNames()):
+        model = applier.transform(model, t)
+    return model
+
+
+def convert_qonnx_to_finn(model: ModelWrapper, filter_function, applier: Applier, fold_weights=None) -> ModelWrapper:
+    """``model.transform(ConvertQONNXtoFINN(filter_function))`` with the same result; in place.
+
+    ``fold_weights``: a transformation class that folds all weight quantizers as FINN's
+    FoldQuantWeights does, in one pass, run right before it (the build step passes
+    ``transforms.fold_quant_weights.FoldAllQuantWeights``; this module does not import
+    the transformations, which use it).
+    """
+    from finn.transformation.qonnx import convert_qonnx_to_finn as cq
+    from qonnx.transformation.extract_conv_bias import ExtractBiasFromConv
+    from qonnx.transformation.gemm_to_matmul import GemmToMatMul
+    from qonnx.transformation.infer_data_layouts import InferDataLayouts
+    from qonnx.transformation.infer_datatypes import InferDataTypes
+    from qonnx.transformation.quant_constant_folding import FoldTransposeIntoQuantInit
+    from qonnx.transformation.remove import RemoveIdentityOps
+
+    a = applier
+    if not _qonnx_plan_matches():
+        a.forget()
+        return model.transform(cq.ConvertQONNXtoFINN(filter_function=filter_function), make_deepcopy=False)
+    for t in (cq.InferMissingConvKernelShape(), ExtractBiasFromConv(), cq.InferMissingGemmBias(), GemmToMatMul(),
+              FoldTransposeIntoQuantInit(), InferDataTypes()):
+        model = a.transform(model, t)
+    if fold_weights is not None:
+        model = a.transform(model, fold_weights())
+    model = a.transform(model, cq.FoldQuantWeights())  # finds nothing left, unless a case ours leaves to FINN
+    for t in (InferDataLayouts(), cq.ConvertQuantActToMultiThreshold(filter_function=filter_function),
+              InferDataTypes(), InferDataLayouts(), cq.AvgPoolAndTruncToQuantAvgPool(), RemoveIdentityOps()):
+        model = a.transform(model, t)
+    return a.transform(model, _CleanupOnly(), idempotent=True)  # ConvertQONNXtoFINN's own transform() clean-up
+
+
+def finn_step_qonnx_to_finn(model: ModelWrapper, cfg, applier: Applier | None = None,
+                            fold_weights=None) -> ModelWrapper:
+    """FINN's ``step_qonnx_to_finn(model, cfg)`` with the same result, faster (falls back to FINN's own); in place.
+
+    ``fold_weights``: see ``convert_qonnx_to_finn``.
+    """
+    from bnn2fpga.hw import finn_env
+
+    b = finn_env.finn_steps()
+    if not _qonnx_plan_matches():
+        return b.step_qonnx_to_finn(model, cfg)
+    from finn.transformation.qonnx.quant_act_to_multithreshold import default_filter_function_generator
+
+    if not any(n.op_type in ("BipolarQuant", "BinaryQuant", "Quant", "Trunc") for n in model.graph.node):
+        return model
+    a = applier or Applier()
+    model = cleanup_model(model, a)
+    model = convert_qonnx_to_finn(
+        model, default_filter_function_generator(max_multithreshold_bit_width=cfg.max_multithreshold_bit_width), a,
+        fold_weights)
+    b_verify = getattr(b, "VerificationStepType", None)
+    if b_verify is not None and b_verify.QONNX_TO_FINN_PYTHON in cfg._resolve_verification_steps():
+        b.verify_step(model, cfg, "finn_onnx_python", need_parent=False)
+    return model
+
+
+# --- FINN's step_tidy_up ------------------------------------------------------------------
+
+_TIDY_UP = ["InferShapes", "FoldConstants", "GiveUniqueNodeNamesRecursive", "GiveReadableTensorNames",
+            "InferDataTypes", "RemoveStaticGraphInputs"]
+
+
+@lru_cache(maxsize=1)
+def _tidy_up_matches() -> bool:
+    from bnn2fpga.hw import finn_env
+
+    try:
+        return _transform_names(finn_env.finn_steps().step_tidy_up) == _TIDY_UP
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def finn_step_tidy_up(model: ModelWrapper, cfg, applier: Applier | None = None) -> ModelWrapper:
+    """FINN's ``step_tidy_up(model, cfg)`` with the same result, without clean-ups of clean graphs; in place."""
+    from bnn2fpga.hw import finn_env
+
+    b = finn_env.finn_steps()
+    if not _tidy_up_matches():
+        return b.step_tidy_up(model, cfg)
+    from finn.transformation.qonnx.give_unique_node_names_recursive import GiveUniqueNodeNamesRecursive
+    from qonnx.transformation.fold_constants import FoldConstants
+    from qonnx.transformation.general import GiveReadableTensorNames, RemoveStaticGraphInputs
+    from qonnx.transformation.infer_datatypes import InferDataTypes
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    a = applier or Applier()
+    for t in (InferShapes(), FoldConstants(), GiveUniqueNodeNamesRecursive(), GiveReadableTensorNames(),
+              InferDataTypes(), RemoveStaticGraphInputs()):
+        model = a.transform(model, t)
+    b_verify = getattr(b, "VerificationStepType", None)
+    if b_verify is not None and b_verify.TIDY_UP_PYTHON in cfg._resolve_verification_steps():
+        b.verify_step(model, cfg, "initial_python", need_parent=False)
+    return model

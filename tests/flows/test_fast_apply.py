@@ -1,0 +1,206 @@
+"""flows.fast_apply: FINN's streamlining with the same result, skipping clean-ups of unchanged graphs (issue #19)."""
+from __future__ import annotations
+
+import copy
+
+from bnn2fpga.flows import fast_apply
+
+
+def test_finn_streamline_source_still_recognized():
+    # Otherwise the fast path silently falls back to FINN's own (correct, but slow again).
+    trns, post = fast_apply._streamline_plan()
+    assert len(trns) >= 20 and "AbsorbMulIntoMultiThreshold" in trns
+    assert post == ["RemoveIdentityOps", "GiveUniqueNodeNames", "GiveReadableTensorNames", "InferDataTypes",
+                    "InferDataLayouts"]
+    assert fast_apply._finn_step_matches()
+
+
+_CALLS: list = []
+
+
+class _Counting:
+    # The count lives outside the instance: its settings (vars) are part of the applier's key.
+    def __init__(self, change: bool):
+        self.change = change
+
+    def apply(self, model):
+        _CALLS.append(self)
+        if self.change and _CALLS.count(self) == 1:
+            model.graph.doc_string = model.graph.doc_string + "x"
+            return model, True
+        return model, False
+
+
+def _tiny():
+    from onnx import TensorProto, helper
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.basic import qonnx_make_model
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    return ModelWrapper(qonnx_make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])))
+
+
+def test_applier_skips_only_known_no_ops():
+    a = fast_apply.Applier(check=True)
+    model = _tiny()
+    noop = _Counting(change=False)
+    model = a.transform(model, noop)  # ran: a no-op (with the clean-up) on this graph, remembered
+    model = a.transform(model, noop)  # skipped (and re-run by check=True to prove it)
+    model = a.transform(model, _Counting(change=False))  # same class and settings, same graph: skipped
+    assert (a.ran, a.skipped) == (1, 2)
+    changing = _Counting(change=True)
+    before = fast_apply.digest(model)
+    model = a.transform(model, changing)
+    assert fast_apply.digest(model) != before and a.ran == 2
+
+
+def test_fast_step_streamline_equals_finn(mnist_build):
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from bnn2fpga.hw import finn_env
+
+    _, result = mnist_build
+    tidy = ModelWrapper(str(result.model_path("tidy_up")))
+    finn_cfg = _finn_cfg(result.out_dir)
+    expected = finn_env.finn_steps().step_streamline(copy.deepcopy(tidy), finn_cfg)
+    applier = fast_apply.Applier(check=True)  # every skip re-run and checked
+    got = fast_apply.finn_step_streamline(tidy, finn_cfg, applier)
+    assert applier.skipped > 0
+    assert got.model.SerializeToString(deterministic=True) == expected.model.SerializeToString(deterministic=True)
+
+
+def _finn_cfg(out_dir):
+    from bnn2fpga.flows.config import make_config
+    from bnn2fpga.flows.steps import make_finn_config
+
+    cfg = make_config(model="cbcnn-mnist", board="pynq-z2", out_dir=out_dir / "fast_apply", until="estimate")
+    return make_finn_config(cfg, out_dir / "fast_apply")
+
+
+def test_applier_skips_the_clean_up_of_a_clean_graph_only_when_nothing_changed():
+    fast_apply._CLEAN.clear()  # the memory of clean graphs is shared by all appliers
+    a = fast_apply.Applier(check=True)  # every skipped clean-up is run anyway and compared
+    model = a.transform(_tiny(), _Counting(change=False))  # the input is not known clean: clean-up runs
+    assert a.cleanups_skipped == 0
+    changing = _Counting(change=True)
+    model = a.transform(model, changing)  # changes the graph: its clean-up runs
+    assert a.cleanups_skipped == 0
+    model = a.transform(model, changing)  # runs again on the new graph, changes nothing: no clean-up
+    assert (a.ran, a.cleanups_skipped) == (3, 1)
+
+
+def _compare(a, b, tmp_path) -> list[str]:
+    from bnn2fpga.benchmarks.build_time import compare_models
+
+    a.save(str(tmp_path / "a.onnx"))
+    b.save(str(tmp_path / "b.onnx"))
+    return compare_models(tmp_path / "a.onnx", tmp_path / "b.onnx")
+
+
+def test_fast_step_qonnx_to_finn_equals_finn(mnist_build, tmp_path):
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from bnn2fpga.hw import finn_env
+
+    _, result = mnist_build
+    qonnx = ModelWrapper(str(result.model_path("export")))
+    finn_cfg = _finn_cfg(result.out_dir)
+    expected = finn_env.finn_steps().step_qonnx_to_finn(copy.deepcopy(qonnx), finn_cfg)
+    assert fast_apply._qonnx_plan_matches()  # else the fast path is FINN's own again
+    from bnn2fpga.flows.transforms.fold_quant_weights import FoldAllQuantWeights
+
+    applier = fast_apply.Applier(check=True)
+    got = fast_apply.finn_step_qonnx_to_finn(copy.deepcopy(qonnx), finn_cfg, applier, fold_weights=FoldAllQuantWeights)
+    assert applier.cleanups_skipped > 0 and not got.get_nodes_by_op_type("Quant")
+    # FINN names the scale tensors of folded weights at random: equal up to renaming
+    assert _compare(got, expected, tmp_path) == []
+
+
+def test_fast_step_tidy_up_equals_finn(mnist_build):
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from bnn2fpga.hw import finn_env
+
+    _, result = mnist_build
+    model = ModelWrapper(str(result.model_path("qonnx_to_finn")))
+    finn_cfg = _finn_cfg(result.out_dir)
+    expected = finn_env.finn_steps().step_tidy_up(copy.deepcopy(model), finn_cfg)
+    assert fast_apply._tidy_up_matches()
+    got = fast_apply.finn_step_tidy_up(copy.deepcopy(model), finn_cfg, fast_apply.Applier(check=True))
+    assert got.model.SerializeToString(deterministic=True) == expected.model.SerializeToString(deterministic=True)
+
+
+def test_readable_tensor_names_equal_qonnx_on_a_clean_graph(mnist_build):
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.general import GiveRandomTensorNames, GiveReadableTensorNames
+
+    _, result = mnist_build
+    for step in ("export", "tidy_up", "streamline", "convert_to_hw"):
+        model = ModelWrapper(str(result.model_path(step))).cleanup()
+        model = model.transform(GiveRandomTensorNames())  # names to give, not the readable ones already there
+        expected = copy.deepcopy(model).transform(GiveReadableTensorNames())
+        assert fast_apply.readable_tensor_names(model)
+        assert model.model.SerializeToString(deterministic=True) == expected.model.SerializeToString(
+            deterministic=True), step
+
+
+def test_readable_tensor_names_leave_odd_graphs_to_qonnx():
+    model = _tiny()
+    model.graph.node[0].name = ""  # QONNX asserts on an empty node name
+    before = fast_apply.digest(model)
+    assert not fast_apply.readable_tensor_names(model) and fast_apply.digest(model) == before
+
+
+def test_infer_shapes_equals_qonnx(mnist_build):
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    _, result = mnist_build
+    for step in ("export", "tidy_up", "streamline", "convert_to_hw"):
+        model = ModelWrapper(str(result.model_path(step)))
+        # shapes to infer (not those a custom op's shape-compatible stand-in needs), initializer infos to add back
+        custom_in = {t for n in model.graph.node if n.domain not in ("", "ai.onnx") for t in n.input}
+        dropped = [vi for vi in model.graph.value_info if vi.name not in custom_in][::2]
+        for vi in dropped:
+            model.graph.value_info.remove(vi)
+        expected = copy.deepcopy(model).transform(InferShapes(), make_deepcopy=False, cleanup=False)
+        got = fast_apply.infer_shapes(model)
+        assert len(got.graph.value_info) > len(model.graph.value_info) or not dropped
+        assert got.model.SerializeToString(deterministic=True) == expected.model.SerializeToString(
+            deterministic=True), step
+
+
+def _small_with_weights():
+    import numpy as np
+    from onnx import TensorProto, helper
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.basic import qonnx_make_model
+
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("Add", ["y", "b"], ["s"]), helper.make_node("Relu", ["s"], ["r"]),
+             helper.make_node("Reshape", ["r", "shape"], ["f"]), helper.make_node("MatMul", ["f", "m"], ["out"])]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+                          [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 10])])
+    model = ModelWrapper(qonnx_make_model(g))
+    for k, v in {"w": np.ones((4, 3, 3, 3), np.float32), "b": np.zeros((1, 4, 1, 1), np.float32),
+                 "shape": np.array([1, 64], np.int64), "m": np.ones((64, 10), np.float32)}.items():
+        model.set_initializer(k, v)
+    return model
+
+
+def test_infer_shapes_and_readable_names_equal_qonnx_on_a_small_graph():
+    from qonnx.transformation.general import GiveReadableTensorNames, GiveUniqueNodeNames
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    model = _small_with_weights()
+    del model.graph.value_info[:]  # every shape to infer, every initializer's value info to add
+    expected = copy.deepcopy(model).transform(InferShapes(), make_deepcopy=False, cleanup=False)
+    got = fast_apply.infer_shapes(copy.deepcopy(model))
+    assert len(got.graph.value_info) > 4
+    assert got.model.SerializeToString(deterministic=True) == expected.model.SerializeToString(deterministic=True)
+    clean = got.transform(GiveUniqueNodeNames())  # with the clean-up: a clean graph
+    expected = copy.deepcopy(clean).transform(GiveReadableTensorNames())
+    assert fast_apply.readable_tensor_names(clean)
+    assert "Conv_0_param0" in {i.name for i in clean.graph.initializer}
+    assert clean.model.SerializeToString(deterministic=True) == expected.model.SerializeToString(deterministic=True)
