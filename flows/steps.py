@@ -456,7 +456,10 @@ def step_specialize_layers(model, ctx: Context):
     if all_rtl:
         model = model.transform(UseOurStreamRTL())
     # Renaming lets reports and folding.json say which implementation a layer has.
-    return model.transform(GiveUniqueNodeNames())
+    model = model.transform(GiveUniqueNodeNames())
+    # Without HLS layers the bitstream needs no Vitis HLS or finn-hlslib (require_tools, verify).
+    ctx.info["hls_layers"] = [n.name for n in model.graph.node if n.op_type.endswith("_hls")]
+    return model
 
 
 def step_folding(model, ctx: Context):
@@ -563,6 +566,10 @@ def _vivado_key(cfg: BuildConfig) -> str:
     return f"{cfg.board.finn_board}|{cfg.board.clock_mhz}"
 
 
+#: What only HLS layers need: a design of RTL layers alone goes to Vivado without them.
+HLS_TOOLS = ("vitis_hls", "hlslib")
+
+
 STEPS: list[Step] = [
     Step("export", step_export, key_inputs=_source_key, ladder="qonnx"),
     Step("qonnx_to_finn", step_qonnx_to_finn, key_inputs=_input_key, ladder="finn-onnx"),
@@ -580,7 +587,7 @@ STEPS: list[Step] = [
     # as those are on ECP5 boards; require_tools checks only the board family's tools).
     Step(ecp5.STEP, ecp5.step_ecp5_bitstream, ecp5.TOOLS,
          "open ECP5 flow: yosys synth_ecp5, nextpnr-ecp5, ecppack (ECP5 boards)", ecp5.step_key),
-    Step("hw_codegen", ecp5.xilinx_only(_xilinx_step(("step_hw_codegen", "step_hw_ipgen"))), ("vitis_hls", "hlslib"),
+    Step("hw_codegen", ecp5.xilinx_only(_xilinx_step(("step_hw_codegen", "step_hw_ipgen"))), HLS_TOOLS,
          "HLS code generation and IP synthesis", _vivado_key),
     Step("fifo_depths", ecp5.xilinx_only(_xilinx_step(("step_set_fifo_depths",))), ("vivado",),
          "FIFO sizing by rtlsim", _vivado_key),
@@ -626,6 +633,13 @@ def not_for_board(step: Step, info: dict) -> str | None:
     return f"not for this board: ECP5 boards take the open flow ({ecp5.STEP})"
 
 
+def tools_needed(step: Step, info: dict) -> tuple[str, ...]:
+    """The tools ``step`` needs for this build: HLS tools only when the design has HLS layers."""
+    if info.get("hls_layers") == []:
+        return tuple(t for t in step.needs if t not in HLS_TOOLS)
+    return step.needs
+
+
 def require_tools(step: Step, done: list[str], info: dict) -> None:
     """Before a Xilinx step: the design must fit the board and the step's tools must exist."""
     if not_for_board(step, info) or not step.needs:
@@ -635,7 +649,7 @@ def require_tools(step: Step, done: list[str], info: dict) -> None:
     if info.get("package_error"):
         raise UserError(f"no deployment package, so no bitstream is built: {info['package_error']}")
     missing = (ecp5.missing_tools() if step.name == ecp5.STEP else
-               finn_env.detect_tools().missing_for(step.needs))
+               finn_env.detect_tools().missing_for(tools_needed(step, info)))
     if missing:
         raise ToolMissing(
             f"step '{step.name}' ({step.doc}) needs {' and '.join(missing)}, which this machine does not have; "

@@ -323,14 +323,18 @@ def tool_stages(info: dict | None = None) -> list[StageResult]:
 
     None on an ECP5 board: its bitstream comes from the open flow, which the serial stage checks.
     """
-    if ecp5.board_is_ecp5(info or {}):
+    info = info or {}
+    if ecp5.board_is_ecp5(info):
         return []
     tools = finn_env.detect_tools()
     out = []
     missing = tools.missing_for(("hlslib", "vitis_hls"))
-    out.append(StageResult("hls cppsim", "not run",
-                           f"needs {' and '.join(missing)} (present in the Docker image)" if missing
-                           else "run it with 'make docker-bitstream' (cppsim in the image)"))
+    if info.get("hls_layers") == []:
+        out.append(StageResult("hls cppsim", "not run", "no HLS layer in this design: every layer is RTL"))
+    else:
+        out.append(StageResult("hls cppsim", "not run",
+                               f"needs {' and '.join(missing)} (present in the Docker image)" if missing
+                               else "run it with 'make docker-bitstream' (cppsim in the image)"))
     missing = tools.missing_for(("vivado",))
     out.append(StageResult("stitched-ip rtlsim", "not run",
                            f"needs {' and '.join(missing)} (mount it into the Docker image)" if missing

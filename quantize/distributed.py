@@ -159,6 +159,10 @@ def _worker(rank: int, size: int, port: int, fn: Callable, args: tuple, results,
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // size))
     try:
         out = fn(*args)
+        # Every rank finishes its collectives before any tears the group down: a rank whose
+        # peer closed the connection mid-collective aborts ("terminate called ..."), seen
+        # once in a full test run on a loaded machine.
+        dist.barrier()
         if rank == 0:
             # Pickled by value here: through the queue, tensors would be shared by file
             # descriptors that die with this process before the parent reads them.

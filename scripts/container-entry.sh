@@ -28,7 +28,7 @@ for root in "${XILINX_HLS:-}" "${XILINX_VITIS:-}"; do
     export PATH="$root/bin:$PATH"
   fi
 done
-[ "$hls_ok" = 1 ] || missing+=("Vitis HLS: set XILINX_HLS (Vitis_HLS/<version>) or XILINX_VITIS (Vitis/<version>) to a mounted install")
+[ "$hls_ok" = 1 ] || missing+=("Vitis HLS (only for designs with HLS layers: --layers finn or --binary-mvau hls): set XILINX_HLS (Vitis_HLS/<version>) or XILINX_VITIS (Vitis/<version>) to a mounted install")
 if [ -n "${FINN_DEPS:-}" ] && [ ! -d "$FINN_DEPS/board_files" ]; then
   missing+=("board files: none under $FINN_DEPS (image built with FETCH_FINN_DEPS=0); mount the output of 'finn deps update' there (FINN_DEPS_PATH)")
 fi
