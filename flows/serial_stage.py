@@ -48,6 +48,15 @@ def bytes_to_frames(data: bytes, dtype, design: LayerRTL, spec: ShellSpec):
     return decode(unpack(padded.view("<u4"), design.out_elems, design.out_elem_bits, signed), dtype)
 
 
+def board_top_simulation(model, board: Board, folder: Path):
+    """The bitstream's whole top for the folded ``model`` and its Verilator build: (design, spec, exe, mems)."""
+    from bnn2fpga.hw.sim import uart_sim
+
+    design, spec = shell_design(model, board, folder)
+    exe, mems = uart_sim.build(design, folder)
+    return design, spec, exe, mems
+
+
 def serial_stage(build, host_x, ref, kinds: list[str], board: Board | None = None, log: Callable | None = None):
     """A ladder stage: the bitstream's whole top in Verilator, frames over the UART pins.
 
@@ -83,12 +92,11 @@ def serial_stage(build, host_x, ref, kinds: list[str], board: Board | None = Non
     pre, part, post = split
     board = board or get_board("ulx3s-85f")
     with tempfile.TemporaryDirectory(prefix="serial-stage-") as tmp:
+        log(f"verify: {STAGE} ({len(host_x)} inputs): compiling the board top")
         try:
-            design, spec = shell_design(model, board, Path(tmp))
+            design, spec, exe, mems = board_top_simulation(model, board, Path(tmp))
         except UserError as e:
             return StageResult(STAGE, "not run", str(e))
-        log(f"verify: {STAGE} ({len(host_x)} inputs): compiling the board top")
-        exe, mems = uart_sim.build(design, Path(tmp))
         idt = model.get_tensor_datatype(model.graph.input[0].name)
         odt = model.get_tensor_datatype(model.graph.output[0].name)
         out_shape = model.get_tensor_shape(model.graph.node[-1].output[0])
@@ -122,13 +130,12 @@ class SimulatedSerialPort:
         from qonnx.core.modelwrapper import ModelWrapper
 
         from bnn2fpga.flows import ops
-        from bnn2fpga.hw.sim import uart_sim
 
         ops.prepare()
         self._tmp = tempfile.TemporaryDirectory(prefix="serial-port-")
         model = ModelWrapper(str(folded_model_path(Path(build_dir))))
-        self.design, self.spec = shell_design(model, board or get_board("ulx3s-85f"), Path(self._tmp.name))
-        self._exe, self._mems = uart_sim.build(self.design, Path(self._tmp.name))
+        self.design, self.spec, self._exe, self._mems = board_top_simulation(
+            model, board or get_board("ulx3s-85f"), Path(self._tmp.name))
         self.baud_error_pct = baud_error_pct
         self._queued, self._answer = bytearray(), bytearray()
 
