@@ -12,7 +12,7 @@ IMAGE ?= bnn2fpga:latest
 ckpt_arg := $(if $(CKPT),--ckpt $(CKPT),)
 fps_arg  := $(if $(FPS),--fps $(FPS),)
 
-.PHONY: setup cluster-setup demo test bench bench-build-time bench-ecp5 bitstream estimate train verify models boards report \
+.PHONY: setup cluster-setup demo test bench bench-build-time bench-ecp5 calibrate bitstream estimate train verify models boards report \
         docker-image docker-bitstream docker-test lint-docker clean
 
 setup:
@@ -31,7 +31,8 @@ cluster-setup: setup
 	@$(BIN)/python -m pip install --disable-pip-version-check --progress-bar off -q --no-deps \
 	    -r requirements/cluster.txt
 
-## Also the bring-your-own-BNN corpus models too slow for make test (pytest marker bench).
+## README "Benchmarks": estimates, training, export, RTL and estimate vs Yosys per model (#18; build/bench,
+## resumable); also the bring-your-own-BNN corpus models too slow for make test (pytest marker bench).
 bench: setup
 	@$(BIN)/python -m bnn2fpga.benchmarks.run --out build/bench $(if $(MODELS),--models $(MODELS),)
 	@$(BIN)/python -m pytest -q -p no:cacheprovider -m bench tests/flows/byo
@@ -39,6 +40,11 @@ bench: setup
 ## Build time against graph size (issue #19): seconds per step to estimate, fitted exponent; GRAPHS=... to choose.
 bench-build-time: setup
 	@$(BIN)/python -m bnn2fpga.benchmarks.build_time --out build/bench-build-time $(if $(GRAPHS),--graphs $(GRAPHS),)
+
+## Refit the resource model of our MVAU RTL to Yosys (hw/synth/resource_model.json, which the folding
+## search reads): a sweep of layers through the Yosys cache, then the zoo's layers as the check. Minutes.
+calibrate: setup
+	@$(BIN)/python -m bnn2fpga.benchmarks.calibrate $(if $(MODELS),--zoo $(MODELS),)
 
 ## The open ECP5 flow measured (README "Open-source bitstream (ECP5)"): minutes per model.
 bench-ecp5: setup

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import tempfile
 import time
@@ -191,19 +190,11 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-def update_readme(table: str) -> None:
-    """Replace the text between the bench markers in README.md."""
-    readme = REPO / "README.md"
-    text = readme.read_text()
-    new = re.sub(r"(<!-- bench:start -->\n).*?(\n<!-- bench:end -->)", lambda m: m.group(1) + table + m.group(2),
-                 text, flags=re.S)
-    readme.write_text(new)
-
-
 def main(argv=None) -> int:
     """Run every benchmark and write the results."""
     import os
 
+    from bnn2fpga.benchmarks.readme import update_readme
     from bnn2fpga.hw import finn_env
     from bnn2fpga.quantize.registry import get_spec, model_names
 
@@ -231,15 +222,19 @@ def main(argv=None) -> int:
         "estimates": bench_estimates(models, log),
         "bnn_pynq_cnv": bench_bnn_pynq_cnv(log),
     }
+    from bnn2fpga.benchmarks import synth
     from bnn2fpga.benchmarks.rtl import bench_rtl
 
     results["rtl"] = bench_rtl("cbcnn-mnist", 20, log)
+    synth_models = [m for m in synth.MODELS if not args.models or m in args.models]
+    synth_table = synth.bench_synth(synth_models, Path(args.out) / "synth", log)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps(results, indent=2))
     table = markdown(results)
     (out / "bench.md").write_text(table + "\n")
-    update_readme(table)
+    update_readme(table, "bench")
+    update_readme(synth_table, synth.MARKER)
     log(f"wrote {out / 'bench.json'}, {out / 'bench.md'} and the table in README.md")
     return 0
 

@@ -155,10 +155,16 @@ def _summary(out_dir: Path) -> None:
     perf = rep.get("performance") or {}
     if perf.get("fps"):
         tot, res = rep.get("totals", {}), rep["board"]["resources"]
+        fit = rep.get("fit") or {}
+        # The fit check's figures (our RTL layers calibrated to Yosys) are what the folding was chosen by.
+        calibrated = "calibrated" in (fit.get("priced_by") or {}).values()
+        used = fit["used"] if calibrated else tot
+        note = f" (calibrated to Yosys; FINN's estimate {tot.get('LUT', 0):,.0f} LUT)" if calibrated else ""
         _log(f"estimate: {perf['fps']:,.0f} FPS at {rep['board']['clock_mhz']:g} MHz, latency "
-             f"{perf['latency_ms']:.3f} ms, bottleneck {perf['bottleneck']}; LUT {tot.get('LUT', 0):,.0f}/"
-             f"{res['LUT']:,} ({tot.get('LUT', 0) / res['LUT']:.0%}), BRAM18 {tot.get('BRAM_18K', 0):,.0f}/"
-             f"{2 * res['BRAM36']} ({tot.get('BRAM_18K', 0) / (2 * res['BRAM36']):.0%}), DSP {tot.get('DSP', 0):,.0f}")
+             f"{perf['latency_ms']:.3f} ms, bottleneck {perf['bottleneck']}; LUT {used.get('LUT', 0):,.0f}/"
+             f"{res['LUT']:,} ({used.get('LUT', 0) / res['LUT']:.0%}), BRAM18 {used.get('BRAM_18K', 0):,.0f}/"
+             f"{2 * res['BRAM36']} ({used.get('BRAM_18K', 0) / (2 * res['BRAM36']):.0%}), "
+             f"DSP {used.get('DSP', 0):,.0f}{note}")
     html = report_dir(out_dir) / "report.html"
     if html.exists():
         _log(f"report: {html}")
@@ -268,6 +274,14 @@ def cmd_verify(args) -> int:
         raise VerificationFailed(f"not bit-exact: stage '{bad.name}': {bad.detail}" if bad
                                  else "no stage could be verified")
     _log(f"verdict: bit-exact at every stage that ran ({len(inputs.x)} inputs)")
+    from bnn2fpga.flows.synth import DOES_NOT_FIT
+
+    over = next((s for s in verdict.stages if s.status == DOES_NOT_FIT), None)
+    if over is not None:  # synthesized counts overrule the estimate the folding fitted by
+        from bnn2fpga.errors import DoesNotFit
+        from bnn2fpga.flows.report import load_report
+
+        raise DoesNotFit((load_report(cfg.out_dir).get("yosys") or {}).get("fit_message") or over.detail)
     return 0
 
 

@@ -46,8 +46,12 @@ def rtl_digest() -> str:
 
 
 def folded_model_path(out_dir: Path) -> Path:
-    """The saved folded dataflow graph of a build (the model the rtlsim stage reads)."""
-    found = sorted(build_dir.steps_dir(Path(out_dir)).glob("*_minimize_bit_width.onnx"))
+    """The saved folded dataflow graph of a build (the model the rtlsim stage reads).
+
+    With the measured FIFO depths when the build got to 'fifo_sizing', as the bitstream has them.
+    """
+    steps = build_dir.steps_dir(Path(out_dir))
+    found = sorted(steps.glob("*_fifo_sizing.onnx")) or sorted(steps.glob("*_minimize_bit_width.onnx"))
     if not found:
         raise UserError(f"{out_dir}: no folded model yet (run 'bnn2fpga build ... --until package' first)")
     return found[-1]

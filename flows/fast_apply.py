@@ -30,10 +30,18 @@ the tensors of a clean graph for ``GiveReadableTensorNames`` in one sweep
 names the same way (checked against FINN's source as well); the first, given
 ``transforms/fold_quant_weights.py``'s transformation, folds all weight quantizers in one
 pass before FINN's one-per-pass ``FoldQuantWeights``, which then finds nothing left.
+
+What remained quadratic were QONNX's lookups by list scan inside passes that run hundreds
+of times: ``infer_datatypes`` runs QONNX's own InferDataTypes with the model's datatype
+lookups answered from tables, and ``qonnx_tables`` (entered by the build runner around
+every step) swaps QONNX's shape check and three of its clean-up passes (SortGraph,
+SortCommutativeInputsInitializerLast, GiveUniqueParameterTensors) for one-sweep versions
+with the same results, also where FINN's and QONNX's passes call them inside their own.
 """
 from __future__ import annotations
 
 import ast
+import contextlib
 import copy
 import hashlib
 import inspect
@@ -170,7 +178,16 @@ class Applier:
         return model
 
     def _run(self, model: ModelWrapper, t) -> ModelWrapper:
-        """``model.transform(t, make_deepcopy=False, cleanup=False)``; QONNX's InferShapes by ``infer_shapes``."""
+        """``model.transform(t, make_deepcopy=False, cleanup=False)``; QONNX's InferShapes by ``infer_shapes``,
+        its InferDataTypes by ``infer_datatypes``."""
+        if _is_infer_datatypes(t):
+            if not self.check:
+                return infer_datatypes(model, t.allow_scaledint_dtypes)
+            expected = copy.deepcopy(model).transform(t, make_deepcopy=False, cleanup=False)
+            model = infer_datatypes(model, t.allow_scaledint_dtypes)
+            if digest(model) != digest(expected):
+                raise AssertionError("fast_apply: infer_datatypes differs from InferDataTypes")
+            return model
         if not _is_infer_shapes(t):
             return model.transform(t, make_deepcopy=False, cleanup=False)
         if not self.check:
@@ -334,21 +351,292 @@ def infer_shapes(model: ModelWrapper) -> ModelWrapper:
 
 def _fix_missing_initializer_valueinfo(out: ModelWrapper) -> None:
     """``out.check_all_tensor_shapes_specified(fix_missing_init_shape=True)`` with a table of names."""
-    g = out.graph
+    check_all_tensor_shapes_specified(out, fix_missing_init_shape=True)
+
+
+def check_all_tensor_shapes_specified(model: ModelWrapper, fix_missing_init_shape: bool = False) -> bool:
+    """QONNX's ``ModelWrapper.check_all_tensor_shapes_specified``, same result and side effects, in O(graph).
+
+    QONNX looks every node input and output up with ``get_tensor_shape``, which lists all
+    value infos each time. Here a table of value-info names answers the common cases (one
+    value info: a shape; none and no initializer: no shape); a name with several value
+    infos (QONNX's assertion) or an initializer without one (whose value info QONNX adds)
+    goes to QONNX's own ``get_tensor_shape``, in the same order.
+    """
+    g = model.graph
     count: dict[str, int] = {}
     for x in list(g.input) + list(g.output) + list(g.value_info):
         count[x.name] = count.get(x.name, 0) + 1
     inits = {i.name for i in g.initializer}
+    ret = True
     for n in g.node:
-        for t in list(n.input) + list(n.output):
-            if t == "":
-                continue
+        for t in [i for i in n.input if i != ""] + list(n.output):
             c = count.get(t, 0)
-            if c > 1:
-                out.get_tensor_shape(t, fix_missing_init_shape=True)  # QONNX's assertion, as in its check
-            elif c == 0 and t in inits:
-                out.get_tensor_shape(t, fix_missing_init_shape=True)  # adds the value info
-                count[t] = 1
+            if c > 1 or (c == 0 and t in inits):
+                ret = (_QONNX_GET_TENSOR_SHAPE(model, t, fix_missing_init_shape=fix_missing_init_shape)
+                       is not None) and ret
+                if c == 0 and fix_missing_init_shape:
+                    count[t] = 1  # its value info was just added
+            elif c == 0:
+                ret = False
+    return ret
+
+
+_QONNX_GET_TENSOR_SHAPE = ModelWrapper.get_tensor_shape
+_QONNX_CHECK_SHAPES = ModelWrapper.check_all_tensor_shapes_specified
+
+
+# --- QONNX's clean-up passes in one sweep each ---------------------------------------------
+# ``ModelWrapper.cleanup`` runs after every ``model.transform`` that FINN's and QONNX's passes
+# make inside their own (one per removed identity op, per converted node...). Three of its
+# five passes look tensors up one by one with list scans: O(nodes x graph) each time.
+
+
+def sort_graph(t, model: ModelWrapper):
+    """QONNX's ``SortGraph().apply(model)``, same node list, with a table of producers.
+
+    QONNX finds each node's predecessors with ``find_producer`` (a scan of the nodes) and
+    their positions with ``list.index`` (a comparison of whole protobufs). When every node
+    has an output and no tensor is produced twice, no two nodes are equal, so the position
+    is the node's own and the producer the only node with that output, as here; the order
+    comes from the same ``toposort_flatten``, and a graph already in that order is left as
+    it is (QONNX re-inserts the same nodes). Other graphs go to QONNX's own.
+    """
+    from onnx import NodeProto
+    from toposort import toposort_flatten
+
+    g = model.graph
+    nodes = list(g.node)
+    outs = [o for n in nodes for o in n.output]
+    inits, inputs = [i.name for i in g.initializer], [i.name for i in g.input]
+    if (len(nodes) == 1 or any(len(n.output) == 0 for n in nodes) or len(set(outs)) != len(outs)
+            or len(set(inits)) != len(inits) or len(set(inputs)) != len(inputs)):
+        return _QONNX["SortGraph"](t, model)
+    producer: dict[str, int] = {}
+    for i, n in enumerate(nodes):
+        for o in n.output:
+            producer.setdefault(o, i)
+    static = set(inits) | set(inputs)
+    deps: dict[int, set] = {}
+    for i, n in enumerate(nodes):
+        preds = {producer[x] for x in n.input if x in producer}
+        if preds:
+            deps[i] = preds
+        elif any(x in static for x in n.input):
+            deps[i] = set()
+        # else: a node fed by nothing; QONNX's sort drops it
+    order = toposort_flatten(deps)
+    if order != list(range(len(nodes))):
+        kept = [nodes[k].SerializeToString() for k in order]
+        del g.node[:]
+        g.node.extend(NodeProto.FromString(b) for b in kept)
+    return model, False
+
+
+def sort_commutative_inputs(t, model: ModelWrapper):
+    """QONNX's ``SortCommutativeInputsInitializerLast().apply(model)`` with a set of initializer names."""
+    inits = {i.name for i in model.graph.initializer}
+    modified = False
+    for node in model.graph.node:
+        if node.op_type in t.SUPPORTED_COMMUTATIVE_OPS:
+            dynamic = [x for x in node.input if x not in inits]
+            ordered = dynamic + [x for x in node.input if x not in dynamic]
+            if list(node.input) != ordered:
+                node.input[:] = ordered
+                modified = True
+    return model, modified
+
+
+def unique_parameter_tensors(t, model: ModelWrapper):
+    """QONNX's ``GiveUniqueParameterTensors().apply(model)`` with a set of initializer names.
+
+    QONNX reads every parameter input as an array (``get_initializer``, a scan and a copy)
+    to learn that it is one; only a parameter used twice is read, and copied under a new
+    name by QONNX's own calls, in the same order.
+    """
+    inits = {i.name for i in model.graph.initializer}
+    seen: set[str] = set()
+    for n in model.graph.node:
+        for idx, x in enumerate(list(n.input)):
+            if x not in inits:
+                continue
+            if x not in seen:
+                seen.add(x)
+                continue
+            new = model.make_new_valueinfo_name()
+            model.set_initializer(new, model.get_initializer(x))
+            model.set_tensor_datatype(new, model.get_tensor_datatype(x))
+            n.input[idx] = new
+            inits.add(new)
+    return model, False
+
+
+def _qonnx_originals() -> dict:
+    from qonnx.transformation.general import GiveUniqueParameterTensors, SortCommutativeInputsInitializerLast, SortGraph
+    from qonnx.transformation.infer_datatypes import InferDataTypes
+
+    return {"SortGraph": SortGraph.apply,
+            "SortCommutativeInputsInitializerLast": SortCommutativeInputsInitializerLast.apply,
+            "GiveUniqueParameterTensors": GiveUniqueParameterTensors.apply, "InferDataTypes": InferDataTypes.apply}
+
+
+_QONNX = _qonnx_originals()
+
+
+@contextlib.contextmanager
+def qonnx_tables():
+    """While inside, QONNX's shape check, three clean-up passes and InferDataTypes run by tables (above).
+
+    Why: QONNX's InferShapes builds a new ModelWrapper, whose constructor runs
+    ``check_all_tensor_shapes_specified``, and its clean-up runs after every
+    ``model.transform``; FINN's and QONNX's passes call both inside their own (one per
+    removed identity op, per converted Gemm or average pool...). On PresB-Net lite the
+    shape check alone was 45% of qonnx_to_finn and the clean-ups 35%. The build steps run
+    inside this context (flows/runner.py); the originals are put back on leaving it, and
+    each replacement is tested against QONNX's own on real graphs.
+    """
+    from qonnx.transformation.general import GiveUniqueParameterTensors, SortCommutativeInputsInitializerLast, SortGraph
+    from qonnx.transformation.infer_datatypes import InferDataTypes
+
+    saved = (ModelWrapper.check_all_tensor_shapes_specified, SortGraph.apply,
+             SortCommutativeInputsInitializerLast.apply, GiveUniqueParameterTensors.apply, InferDataTypes.apply)
+    ModelWrapper.check_all_tensor_shapes_specified = check_all_tensor_shapes_specified
+    SortGraph.apply = sort_graph
+    SortCommutativeInputsInitializerLast.apply = sort_commutative_inputs
+    GiveUniqueParameterTensors.apply = unique_parameter_tensors
+    InferDataTypes.apply = infer_datatypes_pass
+    try:
+        yield
+    finally:
+        (ModelWrapper.check_all_tensor_shapes_specified, SortGraph.apply,
+         SortCommutativeInputsInitializerLast.apply, GiveUniqueParameterTensors.apply, InferDataTypes.apply) = saved
+
+
+# --- QONNX's InferDataTypes with indexed lookups -------------------------------------------
+
+
+def _is_infer_datatypes(t) -> bool:
+    from qonnx.transformation.infer_datatypes import InferDataTypes
+
+    return type(t) is InferDataTypes
+
+
+class _DatatypeTable:
+    """QONNX's ``get_tensor_datatype`` / ``set_tensor_datatype`` of one model, by tables of names.
+
+    QONNX finds a tensor's annotation, value info and initializer by scanning their lists
+    (``get_by_name``, ``get_tensor_valueinfo``, ``get_initializer``), so one InferDataTypes
+    pass costs O(nodes x tensors), and the streamlining fixed points run it hundreds of
+    times. The tables are built once per pass and rebuilt when a list changes length (a
+    custom op may add a value info while inferring); entries are the graph's own protobuf
+    objects, so values are read live. A graph with a name twice in a list (where QONNX
+    asserts, raises or takes the first) is left to QONNX's own lookups.
+    """
+
+    def __init__(self, model: ModelWrapper):
+        self.model = model
+        self.g = model.graph
+        self.ok = True
+        self._ann = self._vi = self._init = None
+        self._lens = None
+        self._build()
+
+    def _sizes(self) -> tuple:
+        g = self.g
+        return (len(g.quantization_annotation), len(g.input), len(g.output), len(g.value_info), len(g.initializer))
+
+    def _build(self) -> None:
+        g = self.g
+        self._ann = {a.tensor_name: a for a in g.quantization_annotation}
+        vis = list(g.input) + list(g.output) + list(g.value_info)
+        self._vi = {v.name: v for v in vis}
+        self._init = {}
+        for i in g.initializer:
+            self._init.setdefault(i.name, i)  # QONNX's get_initializer takes the first
+        self.ok = len(self._ann) == len(g.quantization_annotation) and len(self._vi) == len(vis)
+        self._lens = self._sizes()
+
+    def _fresh(self) -> bool:
+        if self._sizes() != self._lens:
+            self._build()
+        return self.ok
+
+    def get(self, name: str):
+        """``ModelWrapper.get_tensor_datatype(name)``."""
+        from onnx import TensorProto
+        from qonnx.core.datatype import DataType
+        from qonnx.util.basic import get_by_name
+
+        if not self._fresh():
+            return ModelWrapper.get_tensor_datatype(self.model, name)
+        a = self._ann.get(name)
+        if a is not None:
+            e = get_by_name(a.quant_parameter_tensor_names, "finn_datatype", "key")
+            if e is not None:
+                return DataType[e.value]
+        vi = self._vi.get(name)
+        if vi is not None:
+            elem = vi.type.tensor_type.elem_type
+        else:
+            i = self._init.get(name)
+            elem = i.data_type if i is not None else None
+        return DataType["FLOAT16"] if elem == TensorProto.FLOAT16 else DataType["FLOAT32"]
+
+    def set(self, name: str, datatype) -> None:
+        """``ModelWrapper.set_tensor_datatype(name, datatype)``."""
+        import onnx
+        from qonnx.util.basic import get_by_name
+
+        if not self._fresh():
+            return ModelWrapper.set_tensor_datatype(self.model, name, datatype)
+        a = self._ann.get(name)
+        if a is not None:
+            e = get_by_name(a.quant_parameter_tensor_names, "finn_datatype", "key")
+            if e is not None:
+                if datatype is None:
+                    e.Clear()
+                else:
+                    e.value = datatype.name
+            elif datatype is not None:
+                a.quant_parameter_tensor_names.append(onnx.StringStringEntryProto(key="finn_datatype",
+                                                                                   value=datatype.name))
+        elif datatype is not None:
+            a = onnx.TensorAnnotation(tensor_name=name)
+            a.quant_parameter_tensor_names.append(onnx.StringStringEntryProto(key="finn_datatype",
+                                                                               value=datatype.name))
+            self.g.quantization_annotation.append(a)
+            self._ann[name] = self.g.quantization_annotation[-1]
+            self._lens = self._sizes()
+
+
+def infer_datatypes(model: ModelWrapper, allow_scaledint_dtypes: bool = False) -> ModelWrapper:
+    """``model.transform(InferDataTypes(allow_scaledint_dtypes), make_deepcopy=False, cleanup=False)``, faster.
+
+    QONNX's own pass runs (no copy of its rules), with the model's datatype lookups
+    answered from ``_DatatypeTable`` while it runs: O(nodes) per pass instead of
+    O(nodes x tensors).
+    """
+    from qonnx.transformation.infer_datatypes import InferDataTypes
+
+    t = InferDataTypes(allow_scaledint_dtypes=allow_scaledint_dtypes)
+    if getattr(model, "fix_float64", False):
+        return model.transform(t, make_deepcopy=False, cleanup=False)
+    changed = True
+    while changed:
+        model, changed = infer_datatypes_pass(t, model)
+    return model
+
+
+def infer_datatypes_pass(t, model: ModelWrapper):
+    """One ``InferDataTypes.apply`` of QONNX (``t``), the model's datatype lookups answered by ``_DatatypeTable``."""
+    if "get_tensor_datatype" in vars(model):  # already answered by a table (a pass inside a pass)
+        return _QONNX["InferDataTypes"](t, model)
+    table = _DatatypeTable(model)
+    model.get_tensor_datatype, model.set_tensor_datatype = table.get, table.set
+    try:
+        return _QONNX["InferDataTypes"](t, model)
+    finally:
+        del model.get_tensor_datatype, model.set_tensor_datatype
 
 
 # --- FINN's Streamline, read from its source -----------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bnn2fpga.boards import Board
@@ -28,12 +28,13 @@ FPS_TOLERANCE = 0.01
 
 @dataclass
 class Fit:
-    """Estimated resource use against the board."""
+    """Estimated resource use against the board (each layer priced by the calibrated model or FINN's)."""
 
     used: dict[str, float]
     available: dict[str, float]
     ceiling: float
     consumers: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
+    priced_by: dict[str, str] = field(default_factory=dict)   # layer -> "calibrated" or "finn"
 
     @property
     def fits(self) -> bool:
@@ -63,7 +64,7 @@ class Fit:
         """JSON-friendly form."""
         return {"used": self.used, "available": self.available, "ceiling": self.ceiling,
                 "fits": self.fits, "over": self.over(),
-                "largest": {r: v[:5] for r, v in self.consumers.items()}}
+                "largest": {r: v[:5] for r, v in self.consumers.items()}, "priced_by": self.priced_by}
 
 
 # FINN's per-layer estimates are functions of the layer's node alone (op type, domain,
@@ -101,9 +102,95 @@ def estimate_resources(model, board: Board) -> dict[str, dict[str, float]]:
     return _per_layer(model, f"res|{board.part}", lambda inst: inst.node_res_estimation(board.part))
 
 
-def check_fit(model, board: Board, ceiling: float) -> Fit:
-    """Compare the summed estimate with the board (BRAM counted in 18 Kb halves)."""
-    per_layer = estimate_resources(model, board)
+#: Op types the calibrated model (hw/synth/resource_model.py) prices: our xnor_mvtu layers.
+CALIBRATED_OPS = ("MVAUXnor_rtl",)
+_STATIC: dict = {}
+
+
+def _calibrated(model, node, tensors: dict | None = None, finn: dict | None = None) -> dict[str, float] | None:
+    """Our fitted model's counts for ``node`` (None: no model for its op type, or none committed).
+
+    ``tensors``: the model's initializers by name (a caller pricing many layers builds it once);
+    ``finn``: FINN's estimate of the node (stream layers' LUT and FF are fitted on it).
+    """
+    import hashlib
+
+    from qonnx.custom_op.registry import getCustomOp
+
+    from bnn2fpga.hw.synth import resource_model
+
+    rmodel = resource_model.load()
+    if rmodel is None:
+        return None
+    if node.op_type not in CALIBRATED_OPS:
+        return _calibrated_stream(rmodel, node, finn)
+    if tensors is None:
+        tensors = {t.name: t for t in model.graph.initializer}
+    # The shape's widths follow from the weights and thresholds, which folding never changes:
+    # derived once per layer contents, then re-folded from the attributes alone.
+    h = hashlib.sha1()
+    for name in node.input[1:]:
+        t = tensors.get(name)
+        if t is not None:
+            h.update(t.raw_data or t.SerializeToString(deterministic=True))
+    folding_attrs = {"PE", "SIMD", "ram_style", "ram_style_thresholds", "resType", "mem_mode"}
+    key = (node.op_type, h.digest(),
+           tuple(a.SerializeToString(deterministic=True) for a in node.attribute if a.name not in folding_attrs))
+    if key not in _STATIC:
+        if len(_STATIC) > _ESTIMATES_MAX:
+            _STATIC.clear()
+        _STATIC[key] = resource_model.shape_of_node(model, node)
+    base, inst = _STATIC[key], getCustomOp(node)
+    pe, simd, style = inst.get_nodeattr("PE"), inst.get_nodeattr("SIMD"), inst.get_nodeattr("ram_style")
+    shape = replace(base, pe=pe, simd=simd, nf=base.nf * base.pe // pe, sf=base.sf * base.simd // simd,
+                    ram_style=style if style in ("block", "distributed") else "auto")
+    return {**rmodel.predict(shape), "URAM": 0.0}
+
+
+def _calibrated_stream(rmodel, node, finn: dict | None) -> dict[str, float] | None:
+    """A stream layer's LUT and FF by the fitted model (BRAM, URAM, DSP: FINN's estimate), or None."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    from bnn2fpga.hw.rtlgen.from_finn import base_op
+
+    if finn is None or not node.op_type.endswith("_rtl"):
+        return None
+    inst = getCustomOp(node)
+    try:
+        bits = inst.get_instream_width() + inst.get_outstream_width()
+    except Exception:  # noqa: BLE001 - FINN ops without stream widths keep FINN's estimate
+        return None
+    counts = rmodel.stream_counts(base_op(node), float(finn.get("LUT", 0)), bits)
+    if counts is None:
+        return None
+    return {**counts, **{k: float(finn.get(k, 0)) for k in ("BRAM_18K", "URAM", "DSP")}}
+
+
+def price_layers(model, board: Board, calibrated: bool = True) -> dict[str, dict]:
+    """Per layer LUT, BRAM_18K, URAM, DSP (FF where known) and ``model``: "calibrated" or "finn" (FINN's estimate)."""
+    finn = estimate_resources(model, board)
+    tensors = {t.name: t for t in model.graph.initializer}
+    # The model counts 6-input LUTs as synth_xilinx maps them; an ECP5 board's LUT4 budget is
+    # scaled from FINN's estimate (boards.FINN_LUT_PER_LUT4), measured against that estimate.
+    calibrated = calibrated and not getattr(board, "is_ecp5", False)
+    out = {}
+    for node in model.graph.node:
+        if node.name not in finn:
+            continue
+        cal = _calibrated(model, node, tensors, finn[node.name]) if calibrated else None
+        out[node.name] = ({**cal, "model": "calibrated"} if cal is not None else
+                          {**{k: float(v) for k, v in finn[node.name].items() if isinstance(v, (int, float))},
+                           "model": "finn"})
+    return out
+
+
+def check_fit(model, board: Board, ceiling: float, calibrated: bool = True) -> Fit:
+    """Compare the summed per-layer prices with the board (BRAM counted in 18 Kb halves).
+
+    ``calibrated``: our RTL layers priced by the model fitted to Yosys, the rest by FINN's
+    estimate; otherwise FINN's estimate for every layer.
+    """
+    per_layer = price_layers(model, board, calibrated)
     avail = {"LUT": board.resources.LUT, "BRAM_18K": board.resources.BRAM18,
              "URAM": board.resources.URAM, "DSP": board.resources.DSP}
     used = {r: float(sum(float(v.get(r, 0)) for v in per_layer.values())) for r in avail}
@@ -113,7 +200,7 @@ def check_fit(model, board: Board, ceiling: float) -> Fit:
         for r in avail
     }
     return Fit(used=used, available={k: float(v) for k, v in avail.items()}, ceiling=ceiling,
-               consumers=consumers)
+               consumers=consumers, priced_by={n: v["model"] for n, v in per_layer.items()})
 
 
 def weights_to_luts(model, board: Board, ceiling: float):
@@ -126,33 +213,68 @@ def weights_to_luts(model, board: Board, ceiling: float):
     as the LUTs stay under the ceiling, until BRAM fits. FINN's HLS MVAUs are left as
     they are (their weight memory style needs the decoupled memory mode).
     """
-    from qonnx.custom_op.registry import getCustomOp
-
     fit = check_fit(model, board, ceiling)
     if set(fit.over()) != {"BRAM_18K"}:
         return model, fit
+    return _move_roms(model, board, ceiling, fit, "distributed", short="BRAM_18K", spare="LUT")
+
+
+def weights_to_bram(model, board: Board, ceiling: float):
+    """When LUTs alone are over the ceiling, move binary layers' weight ROMs into BRAM; returns (model, fit).
+
+    The other way round from ``weights_to_luts``: a fast folding reads wide, shallow ROMs
+    that Yosys builds from LUTs (one LUT per bit up to 64 words, cbcnn-gtsrb's widest layer
+    4,608 of its 16,777 LUTs) while most BRAM is idle. Layers move most-LUT-saved-per-BRAM
+    first, as long as BRAM stays under the ceiling, until the LUTs fit. Priced by the
+    calibrated model (FINN's estimate of our layers does not see the ROM's LUTs).
+    """
+    fit = check_fit(model, board, ceiling)
+    if set(fit.over()) != {"LUT"}:
+        return model, fit
+    return _move_roms(model, board, ceiling, fit, "block", short="LUT", spare="BRAM_18K")
+
+
+def place_weights(model, board: Board, ceiling: float):
+    """Weight ROMs into LUTs or BRAM, whichever the resource left over asks for; returns (model, fit)."""
+    model, fit = weights_to_luts(model, board, ceiling)
+    return weights_to_bram(model, board, ceiling) if set(fit.over()) == {"LUT"} else (model, fit)
+
+
+def _move_roms(model, board: Board, ceiling: float, fit: Fit, style: str, short: str, spare: str):
+    """Set ``ram_style`` = ``style`` on layers, most ``short`` saved per ``spare`` added first, until ``short`` fits."""
+    from qonnx.custom_op.registry import getCustomOp
+
     moves = []
     for node in model.graph.node:
         inst = getCustomOp(node) if node.op_type == "MVAUXnor_rtl" else None
-        if inst is None or inst.get_nodeattr("ram_style") == "distributed":
+        if inst is None or inst.get_nodeattr("ram_style") == style:
             continue
         old = inst.get_nodeattr("ram_style")
-        bram, lut = inst.bram_estimation(board.part), inst.lut_estimation(board.part)
-        inst.set_nodeattr("ram_style", "distributed")
-        saved, added = bram - inst.bram_estimation(board.part), inst.lut_estimation(board.part) - lut
+        before = _bram_lut(model, node, inst, board)
+        inst.set_nodeattr("ram_style", style)
+        after = _bram_lut(model, node, inst, board)
         inst.set_nodeattr("ram_style", old)
+        saved, added = before[short] - after[short], after[spare] - before[spare]
         if saved > 0:
             moves.append((saved / max(added, 1.0), saved, added, inst))
     used = dict(fit.used)
     for _, saved, added, inst in sorted(moves, key=lambda m: -m[0]):
-        if used["BRAM_18K"] <= ceiling * fit.available["BRAM_18K"]:
+        if used[short] <= ceiling * fit.available[short]:
             break
-        if used["LUT"] + added > ceiling * fit.available["LUT"]:
+        if used[spare] + added > ceiling * fit.available[spare]:
             continue
-        inst.set_nodeattr("ram_style", "distributed")
-        used["BRAM_18K"] -= saved
-        used["LUT"] += added
+        inst.set_nodeattr("ram_style", style)
+        used[short] -= saved
+        used[spare] += added
     return model, check_fit(model, board, ceiling)
+
+
+def _bram_lut(model, node, inst, board: Board) -> dict[str, float]:
+    """BRAM18 and LUT of one layer as check_fit prices it (calibrated when there is a model)."""
+    cal = _calibrated(model, node)
+    if cal is not None:
+        return {"BRAM_18K": cal["BRAM_18K"], "LUT": cal["LUT"]}
+    return {"BRAM_18K": float(inst.bram_estimation(board.part)), "LUT": float(inst.lut_estimation(board.part))}
 
 
 def max_cycles(model) -> int:
@@ -287,7 +409,7 @@ def search(model, board: Board, ceiling: float, iterations: int = 12):
     """
     clock_hz = board.clock_mhz * 1e6
     folder = _Folder(model)
-    slowest, fit = weights_to_luts(folder.fold(10**12), board, ceiling)
+    slowest, fit = place_weights(folder.fold(10**12), board, ceiling)
     hi = max_cycles(slowest)
     best, best_cycles, best_variant, tried = None, None, None, []
     if fit.fits:
@@ -300,7 +422,7 @@ def search(model, board: Board, ceiling: float, iterations: int = 12):
         lo_log, hi_log = 0.0, math.log(hi)
         for _ in range(iterations):
             mid = math.exp((lo_log + hi_log) / 2)
-            cand, fit = weights_to_luts(folder.fold(max(1, int(mid)), wmax, res_type), board, ceiling)
+            cand, fit = place_weights(folder.fold(max(1, int(mid)), wmax, res_type), board, ceiling)
             cyc = max_cycles(cand)
             fits = fit.fits
             tried.append({"target_cycles": int(mid), "cycles": cyc, "fits": fits,
@@ -314,7 +436,7 @@ def search(model, board: Board, ceiling: float, iterations: int = 12):
     if best is None:
         return slowest, {"mode": "search", "fits": False, "cycles": hi, "fps": clock_hz / hi, "tried": tried}
     return best, {"mode": "search", "fits": True, "cycles": best_cycles, "fps": clock_hz / best_cycles,
-                  "ceiling": ceiling, "wwidth_max": best_variant and best_variant[0],
+                  "ceiling": ceiling, "fully_folded_cycles": hi, "wwidth_max": best_variant and best_variant[0],
                   "mvau_res_type": best_variant and best_variant[1], "tried": tried}
 
 

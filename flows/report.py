@@ -19,6 +19,7 @@ from bnn2fpga.flows.report_schema import (
     BoardResources, BoardSection, FoldingSection, HostSection, LayerRow, PerformanceSection, Report,
     SECTIONS, TotalsSection, YosysSection,
 )
+from bnn2fpga.hw.synth.yosys import judged_levels
 
 _RESOURCES = ("LUT", "BRAM_18K", "URAM", "DSP")
 _YOSYS_KEYS = ("LUT", "FF", "BRAM_18K", "DSP")
@@ -30,18 +31,22 @@ def layer_table(model, board) -> list[LayerRow]:
     from finn.analysis.fpgadataflow.exp_cycles_per_layer import exp_cycles_per_layer
     from qonnx.custom_op.registry import getCustomOp
 
-    from bnn2fpga.flows.folding import estimate_resources
+    from bnn2fpga.flows.folding import estimate_resources, price_layers
 
     cycles = model.analysis(exp_cycles_per_layer)
     res = estimate_resources(model, board)
+    priced = price_layers(model, board, calibrated=True)
     rows = []
     for node in model.graph.node:
         inst = getCustomOp(node)
         attr = lambda name: inst.get_nodeattr(name) if name in inst.get_nodeattr_types() else None  # noqa: E731
-        r = res.get(node.name, {})
+        r, p = res.get(node.name, {}), priced.get(node.name, {})
+        cal = {f"calibrated_{k}": round(p[k], 1) for k in ("LUT", "FF", "BRAM_18K")
+               if p.get("model") == "calibrated"}
         rows.append(LayerRow(
             name=node.name, op=node.op_type, PE=attr("PE"), SIMD=attr("SIMD"),
             cycles=int(cycles.get(node.name, 0)), **{k: float(r.get(k, 0)) for k in _RESOURCES},
+            priced_by=p.get("model"), **cal,
         ))
     return rows
 
@@ -158,6 +163,11 @@ def add_section(out_dir: Path, key: str, value) -> Path:
     return save_report(out_dir, report)
 
 
+def add_fifos(out_dir: Path, sizing: dict) -> Path:
+    """Set the 'fifos' section (the fifo_sizing step's depths and their cost) and re-render."""
+    return add_section(out_dir, "fifos", sizing)
+
+
 def add_yosys(out_dir: Path, per_layer: dict[str, dict], tool: str, level_limit: int | None = None,
               merge: bool = False, **run) -> Path:
     """Add Yosys' counts beside FINN's estimates: ``yosys_*`` per layer, a 'yosys' section.
@@ -178,7 +188,8 @@ def add_yosys(out_dir: Path, per_layer: dict[str, dict], tool: str, level_limit:
             if k in counts:
                 setattr(row, f"yosys_{k}", counts[k])
     done = {n: r for n, r in per_layer.items() if "error" not in r}
-    deep = [n for n, r in done.items() if level_limit is not None and (r.get("levels") or 0) > level_limit]
+    # Judged as mapped for delay where the area-mapped netlist was over the limit (flows/synth.py).
+    deep = [n for n, r in done.items() if level_limit is not None and judged_levels(r) > level_limit]
     for name in done:
         if level_limit is not None and "levels" in done[name]:
             done[name]["too_deep"] = name in deep

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 __all__ = [
     "BoardResources", "BoardSection", "FoldingSection", "LayerRow", "TotalsSection", "PerformanceSection",
     "FitSection", "InputQuantSection", "HostSection", "StepRow", "StageRow", "VerificationSection",
-    "YosysLayer", "YosysSection", "Report", "SECTIONS",
+    "YosysLayer", "YosysSection", "FifoRow", "FifoSection", "Report", "SECTIONS",
 ]
 
 
@@ -58,6 +58,8 @@ class FoldingSection(_Section):
     file: str | None = Field(None, description="The folding file applied in 'file' mode.")
     wwidth_max: int | None = Field(None, description="Largest weight-memory width the winning search variant allowed.")
     mvau_res_type: str | None = Field(None, description="'lut' or 'dsp': MVAU resource type of the winning variant.")
+    fully_folded_cycles: int | None = Field(
+        None, description="search: cycles per frame of the slowest design (PE = SIMD = 1), where the search starts.")
 
 
 class LayerRow(_Section):
@@ -76,6 +78,12 @@ class LayerRow(_Section):
     yosys_FF: int | None = Field(None, description="Flip-flops after Yosys synthesis.")
     yosys_BRAM_18K: int | None = Field(None, description="18 Kb BRAMs after Yosys synthesis.")
     yosys_DSP: int | None = Field(None, description="DSP slices after Yosys synthesis.")
+    priced_by: str | None = Field(
+        None, description="What priced the layer for the folding: 'calibrated' (our RTL's model fitted to Yosys, "
+                          "hw/synth/resource_model.json) or 'finn' (FINN's estimate).")
+    calibrated_LUT: float | None = Field(None, description="The calibrated model's LUTs (calibrated layers only).")
+    calibrated_FF: float | None = Field(None, description="The calibrated model's flip-flops.")
+    calibrated_BRAM_18K: float | None = Field(None, description="The calibrated model's 18 Kb BRAMs.")
 
 
 class TotalsSection(_Section):
@@ -98,7 +106,7 @@ class PerformanceSection(_Section):
 
 
 class FitSection(_Section):
-    """The fit check of the estimate against the board under the ceiling."""
+    """The fit check of the priced layers (calibrated model or FINN's estimate) against the board under the ceiling."""
 
     used: dict[str, float] = Field(description="Estimated use per resource (BRAM in 18 Kb halves).")
     available: dict[str, float] = Field(description="Board capacity per resource, in the same units.")
@@ -107,6 +115,11 @@ class FitSection(_Section):
     over: dict[str, float] = Field(default_factory=dict, description="Resource -> amount above the ceiling.")
     largest: dict[str, list[tuple[str, float]]] = Field(
         default_factory=dict, description="Resource -> its largest consumers as [layer, amount], largest first.")
+    priced_by: dict[str, str] = Field(
+        default_factory=dict, description="Layer -> 'calibrated' (our RTL's model fitted to Yosys) or 'finn' "
+                                          "(FINN's estimate): what the fit check and the folding search counted.")
+    finn_used: dict[str, float] | None = Field(
+        None, description="FINN's estimate for every layer summed, for comparison with 'used'.")
 
 
 class InputQuantSection(_Section):
@@ -168,7 +181,14 @@ class YosysLayer(_Section):
     levels: int | None = Field(
         None, description="Longest register-to-register path in LUT levels (a LUT 1, four CARRY4 1, MUXF7/8 0).")
     path: str | None = Field(None, description="Cell types on that path, e.g. 'LUT6 x5, CARRY4 x8'.")
-    too_deep: bool | None = Field(None, description="levels is above the section's level_limit.")
+    levels_delay_mapped: int | None = Field(
+        None, description="Where levels is above level_limit: the same path count with the LUTs mapped for delay "
+                          "(ABC, unit delay per LUT; Vivado maps for timing), the figure the layer is judged by.")
+    path_delay_mapped: str | None = Field(None, description="Cell types on the delay-mapped longest path.")
+    LUT_delay_mapped: int | None = Field(
+        None, description="LUTs of the delay-mapped netlist (for comparison; the counts above are the area mapping's).")
+    too_deep: bool | None = Field(
+        None, description="levels_delay_mapped (levels where there is none) is above the section's level_limit.")
     method: str | None = Field(
         None, description="'whole' (the layer as one design) or 'per-PE x N' (PE = 1 and 2 and the full-width "
                           "weight ROM synthesized, the rest counted per PE).")
@@ -194,10 +214,56 @@ class YosysSection(_Section):
         None, description="LUT levels that fit one period of clock_mhz (rule of thumb: ~1 ns per level on a -1 part "
                           "plus ~1 ns for the flip-flops); deeper layers are flagged.")
     clock_mhz: float | None = Field(None, description="The clock level_limit is for.")
-    too_deep: list[str] | None = Field(None, description="Layers with more levels than level_limit.")
+    too_deep: list[str] | None = Field(
+        None, description="Layers with more levels than level_limit, mapped for delay where the area mapping was over.")
     seconds: float | None = Field(None, description="Wall time of the whole run.")
     yosys_runs: int | None = Field(None, description="Syntheses run (not answered by the cache).")
     workers: int | None = Field(None, description="Parallel Yosys processes.")
+    fits: bool | None = Field(
+        None, description="Yosys' LUT, BRAM18 and DSP totals within the ceiling (null: not every layer synthesized). "
+                          "Where synthesis ran, this and not the estimate says whether the design fits.")
+    fit_message: str | None = Field(None, description="One line: the synthesized totals against the ceiling.")
+    model_check: dict[str, Any] | None = Field(
+        None, description="Per layer: the model that priced it for the folding ('calibrated' or 'finn'), LUT and "
+                          "BRAM18 by Yosys, the calibrated model and FINN's estimate with the calibrated relative "
+                          "error; and the three totals.")
+
+
+class FifoRow(_Section):
+    """One inter-layer FIFO as sized for the stitched design."""
+
+    producer: str = Field(description="Layer writing the stream.")
+    consumer: str = Field(description="Layer reading it.")
+    tensor: str = Field(description="The stream's tensor in the folded model.")
+    side: str = Field(description="'out' (producer's outFIFODepths) or 'in' (consumer's inFIFODepths): the end "
+                                  "FINN's InsertFIFO puts this FIFO at, past a width converter.")
+    width: int = Field(description="Bits per entry (padded to whole bytes, as FINN's StreamingFIFO stores them).")
+    peak: int = Field(description="Most entries held in the paced Verilator run.")
+    depth: int = Field(description="Entries it is sized to (peak + margin, rounded up to a power of two).")
+    depth_before: int = Field(description="The fixed depth the simulation used before sizing.")
+    ram_style: str = Field("", description="Storage FINN's fifo.sv builds at this depth and width.")
+    LUT: float = Field(0, description="FINN's StreamingFIFO LUT estimate (storage in SRL/LUTRAM included).")
+    BRAM_18K: float = Field(0, description="FINN's StreamingFIFO BRAM18 estimate.")
+    LUT_before: float = Field(0, description="LUT at depth_before, the same model.")
+    BRAM_18K_before: float = Field(0, description="BRAM18 at depth_before, the same model.")
+
+
+class FifoSection(_Section):
+    """FIFO depths measured in Verilator (the fifo_sizing step), and their cost."""
+
+    method: str = Field(description="'verilator' (measured) or 'not measured' (FINN's Vivado sizing decides).")
+    cycles_per_frame: int = Field(0, description="Measured steady-state cycles per frame, free-running input.")
+    latency_cycles: int = Field(0, description="Measured first input to last output of the first frame.")
+    frames: int = Field(0, description="Frames of the paced run the peaks come from.")
+    settled_frame: int = Field(0, description="The last frame in which any FIFO's peak grew.")
+    margin: str = Field("", description="How a peak becomes a depth.")
+    cost_model: str = Field("", description="Where LUT and BRAM18 come from.")
+    fifos: list[FifoRow] = Field(default_factory=list, description="Every inter-layer FIFO, in stitching order.")
+    totals: dict[str, float] = Field(default_factory=dict, description="LUT, BRAM_18K and bits (depth x width) "
+                                                                       "summed; *_before at the fixed depths.")
+    note: str = Field("", description="Why nothing was measured, or a caveat.")
+    sized_for: int = Field(0, description="Median cycles per frame of the free-running run: the rate the sized "
+                                          "design must keep in the Verilator stage.")
 
 
 class ImplementationSection(_Section):
@@ -234,6 +300,7 @@ class Report(_Section):
     steps: list[StepRow] | None = Field(None, description="Every build step, run or not.")
     verification: VerificationSection | None = Field(None, description="Bit-exact verification verdict per stage.")
     yosys: YosysSection | None = Field(None, description="Yosys synthesis counts, when run.")
+    fifos: FifoSection | None = Field(None, description="FIFO depths measured in Verilator and their cost.")
     implementation: ImplementationSection | None = Field(
         None, description="Open-flow place and route (ECP5 boards): timing, utilization, frames per second.")
     notes: list[str] | None = Field(None, description="Free-form remarks shown at the end of the page.")

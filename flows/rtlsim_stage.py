@@ -65,16 +65,19 @@ def rtlsim_stage(build, host_x: np.ndarray, ref: np.ndarray | None, kinds: list[
     from bnn2fpga.flows import ops
     from bnn2fpga.hw import finn_env
     from bnn2fpga.flows.runner import model_file
-    from bnn2fpga.flows.steps import FOLDED_MODEL_STEP
+    from bnn2fpga.flows.steps import FOLDED_MODEL_STEP, SIZED_MODEL_STEP
     from bnn2fpga.flows.compare import StageResult, compare
     from bnn2fpga.hw.rtlgen.from_finn import Unsupported, unsupported
     from bnn2fpga.hw.sim import verilator
-    from bnn2fpga.hw.sim.graph_sim import build_design, run_frames
+    from bnn2fpga.hw.sim.graph_sim import FIFOS_SIZED, build_design, run_frames
 
     missing = verilator.missing_tools()
     if missing:
         return StageResult(STAGE, "not run", f"needs {' and '.join(missing)}")
-    path = model_file(build.out_dir, FOLDED_MODEL_STEP)
+    # The FIFO depths the build measured, when it got that far; else the fixed ones.
+    path = model_file(build.out_dir, SIZED_MODEL_STEP)
+    if not path.exists():
+        path = model_file(build.out_dir, FOLDED_MODEL_STEP)
     parent_path = build.out_dir / "dataflow_parent.onnx"
     if not path.exists() or not parent_path.exists():
         return StageResult(STAGE, "not run", "build stopped before 'minimize_bit_width'")
@@ -112,6 +115,33 @@ def rtlsim_stage(build, host_x: np.ndarray, ref: np.ndarray | None, kinds: list[
     res = compare(STAGE, ref, out, kinds)
     est = max(layer.exp_cycles for layer in design.layers)
     cpf = f"{run.cycles_per_frame:,.0f}" if run.cycles_per_frame else "?"
-    res.detail += (f"; {len(design.layers)} layers stitched, {cpf} cycles/frame measured "
-                   f"(FINN estimate {est:,}), {run.frames_per_second:,.0f} frames/s simulated")
+    fifos = [e for e in design.edges if e.src is not None and e.dst is not None]
+    measured = int(model.get_metadata_prop(FIFOS_SIZED) or 0)
+    sized = "measured" if measured else "fixed"
+    res.detail += (f"; {len(design.layers)} layers stitched, {len(fifos)} FIFOs ({sized} depths, "
+                   f"{sum(e.depth for e in fifos):,} entries), {cpf} cycles/frame measured "
+                   f"(FINN estimate {est:,}{f', {measured:,} with deep FIFOs' if measured else ''}), "
+                   f"{run.frames_per_second:,.0f} frames/s simulated")
+    slow = throughput_problem(run, design, est, measured)
+    if slow and res.status == "bit-exact":
+        res.status, res.detail = "mismatch", f"{slow}; {res.detail}"
     return res
+
+
+def throughput_problem(run, design, estimate: int, sized_for: int = 0) -> str:
+    """Why the design with measured FIFO depths is slower than it should be ("" when it is not).
+
+    ``sized_for``: the cycles per frame the FIFO sizing measured with FIFOs too deep to fill
+    (0: the depths were not measured, so a slow layer and a short FIFO cannot be told apart
+    and nothing is flagged). Slower than that is the FIFOs' doing: names the ones that ran full.
+    """
+    cpf = run.cycles_per_frame
+    if cpf is None or not sized_for or cpf <= sized_for:
+        return ""
+    full = [f"{design.layers[e.src[0]].name}->{design.layers[e.dst[0]].name} ({e.depth})"
+            for j, e in enumerate(design.edges)
+            if e.src is not None and e.dst is not None and run.fifo_peaks.get(j, (0,))[0] >= e.depth]
+    also = f" and FINN's estimate {estimate:,}" if cpf > estimate else ""
+    return (f"throughput: {cpf:,.0f} cycles/frame measured, above the {sized_for:,} the FIFO sizing measured "
+            f"with deep FIFOs{also}"
+            + (f"; FIFOs full: {', '.join(full)}" if full else ""))

@@ -449,10 +449,12 @@ def step_specialize_layers(model, ctx: Context):
     from qonnx.transformation.general import GiveUniqueNodeNames
 
     from bnn2fpga.hw.finn_ops import UseOurStreamRTL, UseXnorRTL
+    from bnn2fpga.hw.rtlgen.timing import max_levels
 
     model = _finn("step_specialize_layers")(model, ctx.finn_cfg)
     all_rtl = ctx.cfg.layers == "rtl"
-    model = model.transform(UseXnorRTL(all_binary=ctx.cfg.binary_mvau == "rtl", kbit=all_rtl))
+    model = model.transform(UseXnorRTL(all_binary=ctx.cfg.binary_mvau == "rtl", kbit=all_rtl,
+                                       max_levels=max_levels(ctx.cfg.board.clock_mhz)))
     if all_rtl:
         model = model.transform(UseOurStreamRTL())
     # Renaming lets reports and folding.json say which implementation a layer has.
@@ -489,7 +491,7 @@ def step_minimize_bit_width(model, ctx: Context):
 
 
 def step_estimate(model, ctx: Context):
-    """FINN's analytical estimates, our report.json, and the fit check against the board."""
+    """FINN's analytical estimates, our report.json, and the fit check against the board (calibrated where we can)."""
     from bnn2fpga.flows import folding, report
 
     ctx.report_dir.mkdir(parents=True, exist_ok=True)
@@ -497,7 +499,9 @@ def step_estimate(model, ctx: Context):
     for f in Path(ctx.finn_cfg.output_dir, "report").glob("*.json"):
         shutil.copy(f, ctx.report_dir / f.name)
     fit = folding.check_fit(model, ctx.cfg.board, ctx.cfg.target.ceiling)
-    ctx.info["fit"] = fit.to_dict()
+    ctx.info["fit"] = {**fit.to_dict(),
+                       "finn_used": folding.check_fit(model, ctx.cfg.board, ctx.cfg.target.ceiling,
+                                                      calibrated=False).used}
     ctx.info["fit_message"] = "" if fit.fits else fit.message()
     report.write_estimate(model, ctx)
     return model
@@ -520,6 +524,29 @@ def step_package(model, ctx: Context):
     return model
 
 
+def step_fifo_sizing(model, ctx: Context):
+    """FIFO depths from our Verilator simulation of the folded design, written where FINN's InsertFIFO reads them."""
+    from bnn2fpga.flows import fifo_sizing, report
+    from bnn2fpga.flows.transforms.set_fifo_depths import SetFIFODepths
+    from bnn2fpga.hw.rtlgen.from_finn import unsupported
+    from bnn2fpga.hw.sim import verilator
+
+    why_not = "; ".join(verilator.missing_tools()) or "; ".join(unsupported(model))
+    if ctx.info.get("fit_message"):
+        # No bitstream will be built (require_tools refuses it): not worth a whole-design simulation.
+        sizing = fifo_sizing.Sizing("not measured", note="not measured: the design does not fit the board")
+    elif why_not:
+        # FINN's own (Vivado) sizing stays in charge at the fifo_depths step.
+        sizing = fifo_sizing.Sizing("not measured", note=f"not measured (FINN sizes them in Vivado): needs {why_not}")
+    else:
+        sizing = fifo_sizing.measure(copy.deepcopy(model), ctx.cfg.board.part)
+        model = model.transform(SetFIFODepths([(r.tensor, r.side, r.depth) for r in sizing.fifos],
+                                              sizing.sized_for))
+    ctx.info["fifos"] = sizing.to_dict()
+    report.add_fifos(ctx.out_dir, ctx.info["fifos"])
+    return model
+
+
 # --- Steps that need Xilinx tools ------------------------------------------------------
 
 
@@ -530,6 +557,42 @@ def _xilinx_step(finn_names: tuple[str, ...]):
         return model
 
     return run
+
+
+def step_fifo_depths(model, ctx: Context):
+    """FINN inserts the FIFOs at the depths fifo_sizing measured (its Vivado sizing only when none were)."""
+    if ctx.info.get("fifos", {}).get("method") == "verilator":
+        ctx.finn_cfg.auto_fifo_depths = False
+        config = ctx.out_dir / "fifo_depths.json"
+        ctx.finn_cfg.fifo_config_file = finn_fifo_config(model, ctx.finn_cfg.fpga_part, config)
+    return _finn("step_set_fifo_depths")(model, ctx.finn_cfg)
+
+
+def finn_fifo_config(model, part: str, path: Path) -> Path:
+    """FINN's FIFO config file naming the FIFOs its step_set_fifo_depths will insert, at the model's depths.
+
+    FINN (auto_fifo_depths=False) inserts the FIFOs from the nodes' in/outFIFODepths, then
+    insists on a file covering every FIFO by the name it gave it: this runs the same
+    insertion on a copy and writes down what came out, so the file restates the depths.
+    """
+    from finn.transformation.fpgadataflow.insert_dwc import InsertDWC
+    from finn.transformation.fpgadataflow.insert_fifo import InsertFIFO
+    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+    from finn.transformation.qonnx.give_unique_node_names_recursive import GiveUniqueNodeNamesRecursive
+    from qonnx.custom_op.registry import getCustomOp
+    from qonnx.transformation.general import GiveReadableTensorNames
+
+    m = copy.deepcopy(model).transform(InsertDWC()).transform(InsertFIFO(create_shallow_fifos=True))
+    m = m.transform(SpecializeLayers(part)).transform(GiveUniqueNodeNamesRecursive())
+    m = m.transform(GiveReadableTensorNames())
+    info = {"fifo_depths": {}, "impl_style": {}, "ram_style": {}}
+    for n in m.get_nodes_by_op_type("StreamingFIFO_rtl"):
+        inst = getCustomOp(n)
+        info["fifo_depths"][n.name] = inst.get_nodeattr("depth")
+        info["impl_style"][n.name] = inst.get_nodeattr("impl_style")
+        info["ram_style"][n.name] = inst.get_nodeattr("ram_style")
+    path.write_text(json.dumps(info, indent=2))
+    return path
 
 
 def step_driver(model, ctx: Context):
@@ -554,12 +617,34 @@ def _implementation_key(cfg: BuildConfig) -> str:
 
 
 def _estimate_key(cfg: BuildConfig) -> str:
-    return f"{cfg.board.part}|{cfg.board.clock_mhz}|{cfg.target.ceiling}"
+    return f"{cfg.board.part}|{cfg.board.clock_mhz}|{cfg.target.ceiling}|{_resource_model_digest()}"
 
 
 def _folding_key(cfg: BuildConfig) -> str:
     b = cfg.board
-    return f"{b.name}|{b.part}|{b.clock_mhz}|{b.resources}|{cfg.target.fingerprint()}"
+    return f"{b.name}|{b.part}|{b.clock_mhz}|{b.resources}|{cfg.target.fingerprint()}|{_resource_model_digest()}"
+
+
+def _resource_model_digest() -> str:
+    # A recalibrated model prices layers differently: the search and the fit check run again.
+    import hashlib
+
+    from bnn2fpga.hw.synth.resource_model import MODEL_FILE
+
+    return hashlib.sha256(MODEL_FILE.read_bytes()).hexdigest()[:16] if MODEL_FILE.exists() else "none"
+
+
+def _rtl_key(cfg: BuildConfig) -> str:
+    # The measured depths follow the simulated RTL and testbench, which the code fingerprint
+    # (Python only) does not cover.
+    import hashlib
+
+    from bnn2fpga.hw.sim.verilator import RTL_DIR
+
+    h = hashlib.sha256()
+    for f in sorted([*RTL_DIR.rglob("*.sv"), *RTL_DIR.rglob("*.v"), *(RTL_DIR.parent / "sim").glob("*.py")]):
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def _vivado_key(cfg: BuildConfig) -> str:
@@ -583,14 +668,16 @@ STEPS: list[Step] = [
     Step("minimize_bit_width", step_minimize_bit_width, ladder="folded", in_parent=True),
     Step("estimate", step_estimate, key_inputs=_estimate_key),
     Step("package", step_package),
+    Step("fifo_sizing", step_fifo_sizing, doc="FIFO depths from Verilator (peak occupancy + margin)",
+         key_inputs=_rtl_key),
     # ECP5 boards: the open flow instead of the Vivado steps below (a no-op on Xilinx boards,
     # as those are on ECP5 boards; require_tools checks only the board family's tools).
     Step(ecp5.STEP, ecp5.step_ecp5_bitstream, ecp5.TOOLS,
          "open ECP5 flow: yosys synth_ecp5, nextpnr-ecp5, ecppack (ECP5 boards)", ecp5.step_key),
     Step("hw_codegen", ecp5.xilinx_only(_xilinx_step(("step_hw_codegen", "step_hw_ipgen"))), HLS_TOOLS,
          "HLS code generation and IP synthesis", _vivado_key),
-    Step("fifo_depths", ecp5.xilinx_only(_xilinx_step(("step_set_fifo_depths",))), ("vivado",),
-         "FIFO sizing by rtlsim", _vivado_key),
+    Step("fifo_depths", ecp5.xilinx_only(step_fifo_depths), ("vivado",),
+         "FIFO insertion at the measured depths and their IP", _vivado_key),
     Step("stitched_ip", ecp5.xilinx_only(_xilinx_step(("step_create_stitched_ip",))), ("vivado",), "stitched IP",
          _vivado_key),
     Step("bitfile", ecp5.xilinx_only(_xilinx_step(("step_synthesize_bitfile",))), ("vivado",),
@@ -600,12 +687,15 @@ STEPS: list[Step] = [
 ]
 
 #: The last step that runs without Xilinx tools.
-LAST_VIVADO_FREE = "package"
+LAST_VIVADO_FREE = "fifo_sizing"
 
 
 #: The last step whose model is the folded dataflow graph as FINN would stitch it: the
 #: model the Verilator stage, Yosys and the simulated accelerator read.
 FOLDED_MODEL_STEP = "minimize_bit_width"
+
+#: The step whose model carries the measured FIFO depths (the Verilator stage stitches them).
+SIZED_MODEL_STEP = "fifo_sizing"
 
 
 def ladder_stages() -> list[tuple[str, str, bool]]:

@@ -4,7 +4,9 @@
 "synthesis (Yosys)" stage of ``bnn2fpga verify``: every layer of the folded model as our
 RTL (``layer_for``), synthesized for the board's family in parallel processes, each result
 cached by the hash of what Yosys reads (``hw.synth.yosys.synthesize_cached``), so a second
-run of an unchanged build starts no Yosys at all.
+run of an unchanged build starts no Yosys at all. A layer deeper than the clock's limit as
+Yosys maps it (for area) is synthesized once more with its LUTs mapped for delay, as Vivado
+maps them, and judged by that depth (``levels_delay_mapped``); its counts stay the first run's.
 
 Wide matrix-vector layers (more than ``PER_PE_LANES`` PE x SIMD lanes) take minutes to
 hours as one design in WebAssembly Yosys. Their PEs are identical apart from weights, so
@@ -28,7 +30,7 @@ import numpy as np
 
 from bnn2fpga.hw.rtlgen.base import LayerRTL, hex_lines
 from bnn2fpga.hw.rtlgen.from_finn import Unsupported, base_op, layer_for, mvtu_from_node
-from bnn2fpga.hw.synth.yosys import family_for_part, max_levels, synthesize_cached, yosys_exe
+from bnn2fpga.hw.synth.yosys import family_for_part, judged_levels, max_levels, synthesize_for_limit, yosys_exe
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +81,9 @@ class SynthRun:
         return {k: sum(r.get(k, 0) for r in done) for k in COUNTS}
 
     def too_deep(self) -> list[str]:
-        """Layers whose longest register-to-register path exceeds the level limit."""
-        return [n for n, r in self.layers.items() if (r.get("levels") or 0) > self.level_limit]
+        """Layers whose longest register-to-register path exceeds the level limit (mapped for delay
+        where the area mapping exceeded it)."""
+        return [n for n, r in self.layers.items() if "error" not in r and judged_levels(r) > self.level_limit]
 
     def failed(self) -> list[str]:
         """Layers Yosys failed on, and why."""
@@ -99,9 +102,11 @@ def default_workers() -> int:
 # ---- per-PE parts --------------------------------------------------------------------------
 
 
-def _rom_rtl(name: str, words: list[int], width: int, depth: int, style: str) -> LayerRTL:
-    # The weight ROM alone (bnn_rom as xnor_mvtu instantiates it), so its BRAM-or-LUT
-    # mapping is Yosys' choice for this width, as in the whole layer.
+def rom_rtl(name: str, words: list[int], width: int, depth: int, style: str) -> LayerRTL:
+    """The weight ROM alone (bnn_rom as xnor_mvtu instantiates it) as a design of its own.
+
+    Synthesized alone, its BRAM-or-LUT mapping is Yosys' choice for this width, as in the whole layer.
+    """
     from bnn2fpga.hw.rtlgen.base import RTL_DIR
 
     aw = max(1, (max(depth, 2) - 1).bit_length())
@@ -127,20 +132,27 @@ def _sub_mvtu(mvtu, k: int):
         thr = thr if thr.shape[0] == 1 else thr[rows]
     return MVTU(mvtu.weights[:, rows], thr, k, mvtu.simd, xnor=mvtu.xnor, in_bits=mvtu.in_bits,
                 in_signed=mvtu.in_signed, out_bits=mvtu.out_bits, out_bias=mvtu.out_bias,
-                n_vectors=mvtu.n_vectors, ram_style=mvtu.ram_style, ram_style_thresh=mvtu.ram_style_thresh)
+                n_vectors=mvtu.n_vectors, ram_style=mvtu.ram_style, ram_style_thresh=mvtu.ram_style_thresh,
+                max_levels=mvtu.max_levels)
 
 
-def per_pe_jobs(name: str, mvtu) -> list[Job]:
-    """The five small syntheses that count an MVTU layer per PE (see ``combine_per_pe``)."""
+def per_pe_jobs(name: str, mvtu, whole_rom: bool = True) -> list[Job]:
+    """The five small syntheses that count an MVTU layer per PE (see ``combine_per_pe``).
+
+    ``whole_rom`` False leaves out the ROM at full width (the calibration sweep needs only
+    the PE = 1 and PE = 2 parts).
+    """
     jobs = []
     depth = mvtu.nf * mvtu.sf
     for k in (1, 2):
         sub = _sub_mvtu(mvtu, k)
         jobs.append(Job(name, f"pe{k}", sub.layer(f"{name}_pe{k}"), k * mvtu.simd))
-        jobs.append(Job(name, f"rom{k}", _rom_rtl(f"{name}_wrom{k}", sub.weight_words(), k * mvtu.simd * mvtu.w_bits,
+        jobs.append(Job(name, f"rom{k}", rom_rtl(f"{name}_wrom{k}", sub.weight_words(), k * mvtu.simd * mvtu.w_bits,
                                                    depth, mvtu.ram_style), 1))
-    jobs.append(Job(name, "rom", _rom_rtl(f"{name}_wrom", mvtu.weight_words(), mvtu.pe * mvtu.simd * mvtu.w_bits,
-                                          depth, mvtu.ram_style), mvtu.pe * mvtu.simd))
+    if whole_rom:
+        jobs.append(Job(name, "rom", rom_rtl(f"{name}_wrom", mvtu.weight_words(),
+                                              mvtu.pe * mvtu.simd * mvtu.w_bits, depth, mvtu.ram_style),
+                        mvtu.pe * mvtu.simd))
     return jobs
 
 
@@ -162,6 +174,11 @@ def combine_per_pe(parts: dict[str, dict], pe: int) -> dict:
     out.update(levels=parts[deepest].get("levels", 0), path=parts[deepest].get("path", ""),
                method=f"per-PE x {pe}", per_pe=per_pe, shared=shared,
                rom={k: parts["rom"].get(k, 0) for k in COUNTS})
+    if any("levels_delay_mapped" in parts[p] for p in ("pe1", "pe2", "rom")):
+        # A part within the limit as area-mapped was not mapped again: its area figure stands.
+        judged = max(("pe1", "pe2", "rom"), key=lambda p: judged_levels(parts[p]))
+        out.update(levels_delay_mapped=judged_levels(parts[judged]),
+                   path_delay_mapped=parts[judged].get("path_delay_mapped", parts[judged].get("path", "")))
     return out
 
 
@@ -191,17 +208,20 @@ def plan(model, workdir: Path, names: list[str] | None = None,
     return jobs, errors
 
 
-def _run_job(job: Job, cache: str | None, family: str) -> dict:
-    # A process pool's task: one synthesis, through the cache.
+def _run_job(job: Job, cache: str | None, family: str, level_limit: int | None = None) -> dict:
+    # A process pool's task: one synthesis (two if too deep as area-mapped), through the cache.
     try:
-        return synthesize_cached(job.rtl, Path(cache) if cache else None, family=family)
+        return synthesize_for_limit(job.rtl, level_limit, Path(cache) if cache else None, family=family)
     except RuntimeError as e:
         return {"error": str(e)[:300]}
 
 
 def run_jobs(jobs: list[Job], workers: int, cache: Path | None = None, family: str = "xc7",
-             log: Callable[[str], None] | None = None) -> list[dict]:
-    """Every job's result (same order), in ``workers`` processes, biggest first; ``log`` hears of each run."""
+             log: Callable[[str], None] | None = None, level_limit: int | None = None) -> list[dict]:
+    """Every job's result (same order), in ``workers`` processes, biggest first; ``log`` hears of each run.
+
+    With ``level_limit``, a job deeper than it as area-mapped is mapped for delay too (``synthesize_for_limit``).
+    """
     log = log or logger.debug
     results: list[dict | None] = [None] * len(jobs)
     order = sorted(range(len(jobs)), key=lambda i: -jobs[i].size)
@@ -216,13 +236,13 @@ def run_jobs(jobs: list[Job], workers: int, cache: Path | None = None, family: s
 
     if workers <= 1 or len(jobs) <= 1:
         for i in order:
-            done(i, _run_job(jobs[i], cache_s, family))
+            done(i, _run_job(jobs[i], cache_s, family, level_limit))
         return results
     import multiprocessing as mp
 
     # fork: the workers need nothing but this module; spawn would re-import FINN in each.
     with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=mp.get_context("fork")) as pool:
-        futures = {pool.submit(_run_job, jobs[i], cache_s, family): i for i in order}
+        futures = {pool.submit(_run_job, jobs[i], cache_s, family, level_limit): i for i in order}
         for fut in as_completed(futures):
             done(futures[fut], fut.result())
     return results
@@ -242,7 +262,7 @@ def collect(jobs: list[Job], results: list[dict], pes: dict[str, int]) -> dict[s
         r = dict(p["whole"], method="whole") if "whole" in p else combine_per_pe(p, pes[name])
         r["seconds"] = round(sum(x.get("seconds", 0) for x in p.values() if not x.get("cached")), 1)
         r["cached"] = all(x.get("cached") for x in p.values())
-        r["runs"] = sum(not x.get("cached") for x in p.values())
+        r["runs"] = sum(x.get("runs", int(not x.get("cached"))) for x in p.values())
         out[name] = r
     return out
 
@@ -277,7 +297,7 @@ def synthesize_build(out_dir: Path, names: list[str] | None = None, log: Callabl
         pes = {j.layer: getCustomOp(model.get_node_from_name(j.layer)).get_nodeattr("PE")
                for j in jobs if j.part != "whole"}
         log(f"yosys: {len(jobs)} syntheses for {len({j.layer for j in jobs})} layers in {workers} processes")
-        per_layer = collect(jobs, run_jobs(jobs, workers, cache, family, log), pes)
+        per_layer = collect(jobs, run_jobs(jobs, workers, cache, family, log, run.level_limit), pes)
     order = [n.name for n in model.graph.node]
     run.layers = {n: (per_layer.get(n) or errors[n]) for n in order if n in per_layer or n in errors}
     run.seconds = round(time.time() - t0, 1)
@@ -288,14 +308,99 @@ def synthesize_build(out_dir: Path, names: list[str] | None = None, log: Callabl
         elif "error" in r:
             log(f"yosys {name}: failed: {r['error'][:200]}")
         else:
-            deep = " (too deep)" if r["levels"] > run.level_limit else ""
+            deep = " (too deep)" if judged_levels(r) > run.level_limit else ""
             how = "cached" if r["cached"] else f"{r['seconds']:.0f} s"
             log(f"yosys {name}: {r['LUT']:,} LUT, {r['FF']:,} FF, {r['BRAM_18K']} BRAM18, {r['DSP']} DSP, "
-                f"{r['levels']} levels{deep} [{r['method']}, {how}]")
+                f"{levels_text(r)}{deep} [{r['method']}, {how}]")
     return run
 
 
 # ---- the ladder stage and the report ---------------------------------------------------------
+
+
+#: How the fit names the inter-layer FIFOs, which are not among the synthesized layers.
+FIFOS = "FIFOs (FINN's estimate)"
+
+
+def synthesized_fit(run: SynthRun, board, ceiling: float, fifos: dict | None = None):
+    """Yosys' totals against the board under ``ceiling`` (a ``folding.Fit``: LUT and BRAM18 decide, DSP too).
+
+    The estimate's fit check decided the folding; where synthesis ran, its counts are what
+    a design is judged by: one that fits only by the estimate does not fit. ``fifos``: the
+    build's FIFO sizing (``fifo_sizing.Sizing.to_dict``); Vivado stitches those FIFOs between
+    the layers, so their cost counts too (FINN's estimate of its fifo.sv: we do not synthesize it).
+    """
+    from bnn2fpga.flows.folding import Fit
+
+    t = run.totals()
+    avail = {"LUT": float(board.resources.LUT), "BRAM_18K": float(board.resources.BRAM18),
+             "DSP": float(board.resources.DSP)}
+    done = {n: r for n, r in run.layers.items() if "error" not in r}
+    rows = {n: {k: float(r.get(k, 0)) for k in avail} for n, r in done.items()}
+    used = {k: float(t[k]) for k in avail}
+    priced_by = {n: "yosys" for n in done}
+    ftot = (fifos or {}).get("totals") if (fifos or {}).get("fifos") else None
+    if ftot:
+        rows[FIFOS] = {"LUT": float(ftot["LUT"]), "BRAM_18K": float(ftot["BRAM_18K"]), "DSP": 0.0}
+        used["LUT"] += rows[FIFOS]["LUT"]
+        used["BRAM_18K"] += rows[FIFOS]["BRAM_18K"]
+        priced_by[FIFOS] = "finn"
+    consumers = {k: sorted(((n, r[k]) for n, r in rows.items() if r[k]), key=lambda c: -c[1]) for k in avail}
+    return Fit(used=used, available=avail, ceiling=ceiling, consumers=consumers, priced_by=priced_by)
+
+
+def fit_line(fit) -> str:
+    """One line: whether the synthesized design fits, with Yosys' LUT and BRAM18 against the ceiling."""
+    if fit.fits:
+        fifos = next((v for n, v in fit.consumers.get("LUT", []) if n == FIFOS), 0.0)
+        with_fifos = f" (FIFOs {fifos:,.0f} of them)" if fifos else ""
+        return (f"fits by synthesis: {fit.used['LUT']:,.0f} LUT{with_fifos}, {fit.used['BRAM_18K']:,.0f} BRAM18 "
+                f"within {fit.ceiling:.0%} of {fit.available['LUT']:,.0f} LUT, {fit.available['BRAM_18K']:,.0f} BRAM18")
+    return fit.message().replace("design does not fit the board", "synthesized design does not fit the board (Yosys)")
+
+
+def totals_line(check: dict) -> str:
+    """One line: FINN's estimate, the calibrated model and Yosys, summed over the synthesized layers."""
+    t = check["totals"]
+    errs = [abs(r["LUT"]["rel_error"]) for r in check["layers"].values()
+            if r["model"] == "calibrated" and r["LUT"]["rel_error"] is not None]
+    err = f"; calibrated layers' LUT mean |error| {sum(errs) / len(errs):.1%} vs Yosys" if errs else ""
+    return "; ".join(f"{k.replace('_18K', '18')}: estimate {t[k]['finn']:,.0f}, calibrated {t[k]['calibrated']:,.0f}, "
+                     f"Yosys {t[k]['yosys']:,.0f}" for k in ("LUT", "BRAM_18K")) + err
+
+
+def model_errors(out_dir: Path, run: SynthRun, board) -> dict:
+    """Per layer the calibrated model's and FINN's LUT / BRAM18 beside Yosys' (relative error), and the totals."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from bnn2fpga.flows.folding import price_layers
+    from bnn2fpga.flows.runner import model_file
+    from bnn2fpga.flows.steps import FOLDED_MODEL_STEP
+
+    model = ModelWrapper(str(model_file(out_dir, FOLDED_MODEL_STEP)))
+    cal, finn = price_layers(model, board, calibrated=True), price_layers(model, board, calibrated=False)
+    layers = {}
+    for name, y in run.layers.items():
+        if "error" in y or name not in cal:
+            continue
+        row = {"model": cal[name]["model"]}
+        for k in ("LUT", "BRAM_18K"):
+            real = y.get(k, 0)
+            row[k] = {"yosys": real, "calibrated": round(cal[name].get(k, 0), 1),
+                      "finn": round(finn[name].get(k, 0), 1),
+                      "rel_error": round((cal[name].get(k, 0) - real) / real, 4) if real else None}
+        layers[name] = row
+    totals = {k: {"yosys": sum(r[k]["yosys"] for r in layers.values()),
+                  "calibrated": round(sum(r[k]["calibrated"] for r in layers.values()), 1),
+                  "finn": round(sum(r[k]["finn"] for r in layers.values()), 1)} for k in ("LUT", "BRAM_18K")}
+    return {"layers": layers, "totals": totals}
+
+
+def levels_text(r: dict) -> str:
+    """A layer's depth as the log says it: "9 levels area-mapped, 5 delay-mapped" where both were counted."""
+    if "levels_delay_mapped" in r:
+        return f"{r['levels']} levels area-mapped, {r['levels_delay_mapped']} delay-mapped"
+    return f"{r['levels']} levels"
 
 
 def stage_detail(run: SynthRun, board) -> str:
@@ -305,14 +410,18 @@ def stage_detail(run: SynthRun, board) -> str:
     share = lambda k, avail: f" ({t[k] / avail:.0%})" if avail else ""  # noqa: E731
     deep = run.too_deep()
     deepest = max((n for n, r in run.layers.items() if "error" not in r),
-                  key=lambda n: run.layers[n]["levels"], default=None)
+                  key=lambda n: judged_levels(run.layers[n]), default=None)
+    remapped = [n for n, r in run.layers.items() if "levels_delay_mapped" in r]
     ok = sum("error" not in r for r in run.layers.values())
     parts = [f"{ok}/{len(run.layers)} layers ({run.family}): {t['LUT']:,} LUT{share('LUT', res.get('LUT'))}, "
              f"{t['FF']:,} FF, {t['BRAM_18K']} BRAM18{share('BRAM_18K', 2 * (res.get('BRAM36') or 0))}, "
              f"{t['DSP']} DSP"]
     if deepest:
-        parts.append(f"deepest {deepest} {run.layers[deepest]['levels']} LUT levels (limit {run.level_limit} "
+        parts.append(f"deepest {deepest} {judged_levels(run.layers[deepest])} LUT levels (limit {run.level_limit} "
                      f"at {run.clock_mhz:g} MHz" + (f"; over: {', '.join(deep)})" if deep else ")"))
+    if remapped:
+        parts.append("judged mapped for delay (over the limit mapped for area): " + ", ".join(
+            f"{n} {run.layers[n]['levels']} -> {run.layers[n]['levels_delay_mapped']}" for n in remapped))
     parts.append(f"{run.seconds:.0f} s, {run.yosys_runs} Yosys runs"
                  + (" (all cached)" if run.yosys_runs == 0 else ""))
     if run.no_rtl():
@@ -339,20 +448,46 @@ def synth_stage(build, log: Callable[[str], None] | None = None, workers: int | 
         return StageResult(STAGE, "not run", f"build stopped before '{FOLDED_MODEL_STEP}'")
     board = get_board(build.info["board"])
     run = synthesize_build(build.out_dir, log=log, workers=workers, per_pe_lanes=per_pe_lanes, board=board)
-    add_to_report(build.out_dir, run)
-    status = "failed" if run.failed() else "synthesized"
+    fit = synthesized_fit(run, board, _ceiling(build.info), build.info.get("fifos"))
+    if fit.fits and (run.no_rtl() or run.failed()):  # what was not synthesized may not fit
+        fit = None
+    add_to_report(build.out_dir, run, fit=fit, board=board)
+    status = "failed" if run.failed() else ("synthesized" if fit is None or fit.fits else DOES_NOT_FIT)
     ok = sum("error" not in r for r in run.layers.values())
-    return StageResult(STAGE, status, stage_detail(run, board), ok, len(run.layers))
+    detail = stage_detail(run, board) if fit is None else f"{fit_line(fit)}; {stage_detail(run, board)}"
+    return StageResult(STAGE, status, detail, ok, len(run.layers))
 
 
-def add_to_report(out_dir: Path, run: SynthRun | dict[str, dict], merge: bool = False) -> Path:
-    """Put the counts beside FINN's estimates in report.json / report.html (``merge``: keep other layers')."""
+#: The stage's status when Yosys' totals exceed the ceiling (verify then exits as a build that does not fit).
+DOES_NOT_FIT = "does not fit"
+
+
+def _ceiling(info: dict) -> float:
+    """The build's resource ceiling (as its fit check used it)."""
+    from bnn2fpga.flows.config import DEFAULT_CEILING
+
+    return float((info.get("fit") or {}).get("ceiling") or DEFAULT_CEILING)
+
+
+def add_to_report(out_dir: Path, run: SynthRun | dict[str, dict], merge: bool = False, fit=None,
+                  board=None) -> Path:
+    """Put the counts beside FINN's estimates in report.json / report.html (``merge``: keep other layers').
+
+    With ``fit`` (``synthesized_fit``) the section says whether the synthesized design fits;
+    with ``board`` it holds the calibrated model's error per layer and the three totals.
+    """
     from bnn2fpga.flows.report import add_yosys
 
     if isinstance(run, dict):  # per-layer results only (older callers)
         run = SynthRun(family="xc7", clock_mhz=100.0, layers=run)
+    extra = {}
+    if fit is not None and not merge:  # a run on some layers only says nothing about the whole design
+        extra.update(fits=fit.fits, fit_message=fit_line(fit))
+    if board is not None and not merge:
+        extra["model_check"] = model_errors(Path(out_dir), run, board)
     return add_yosys(out_dir, run.layers, tool_name(run.family), level_limit=run.level_limit, merge=merge,
-                     clock_mhz=run.clock_mhz, seconds=run.seconds, yosys_runs=run.yosys_runs, workers=run.workers)
+                     clock_mhz=run.clock_mhz, seconds=run.seconds, yosys_runs=run.yosys_runs, workers=run.workers,
+                     **extra)
 
 
 def main(argv=None) -> int:
@@ -392,8 +527,8 @@ def _board_of(out_dir: Path):
 
 def run_cli(args) -> int:
     """``bnn2fpga synth``: synthesize a build folder and add the counts to its report."""
-    from bnn2fpga.errors import ToolMissing, UserError
-    from bnn2fpga.flows.runner import model_file
+    from bnn2fpga.errors import DoesNotFit, ToolMissing, UserError
+    from bnn2fpga.flows.runner import load_state, model_file
     from bnn2fpga.flows.steps import FOLDED_MODEL_STEP
 
     if yosys_exe() is None:
@@ -406,7 +541,18 @@ def run_cli(args) -> int:
         raise UserError(f"{args.build_dir} has no folded model (run 'bnn2fpga build' up to '{FOLDED_MODEL_STEP}')")
     run = synthesize_build(args.build_dir, args.layers or None, workers=args.jobs, per_pe_lanes=args.per_pe_above,
                            board=board)
-    print(f"report: {add_to_report(args.build_dir, run, merge=bool(args.layers))}")
+    whole = not args.layers and not run.failed()
+    info = load_state(args.build_dir).get("info") or {}
+    fit = synthesized_fit(run, board, _ceiling(info), info.get("fifos")) if whole else None
+    if fit is not None and fit.fits and run.no_rtl():  # what was not synthesized may not fit
+        fit = None
+    print(f"report: {add_to_report(args.build_dir, run, merge=bool(args.layers), fit=fit, board=board)}")
+    if not args.layers:
+        print(totals_line(model_errors(args.build_dir, run, board)))
+    if fit is not None:
+        if not fit.fits:
+            raise DoesNotFit(fit_line(fit))
+        print(fit_line(fit))
     return 0 if not run.failed() else 1
 
 

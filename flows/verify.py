@@ -194,17 +194,10 @@ def _run_chunk(path: str, xs: np.ndarray) -> np.ndarray:
         return np.stack([np.asarray(_execute(model, xs[i: i + 1]), dtype=np.float32) for i in range(len(xs))])
 
 
-def _run_stage(path: Path, xs: np.ndarray, workers: int) -> np.ndarray:
+def _chunks(xs: np.ndarray, workers: int) -> list[np.ndarray]:
     # FINN's python execution runs one frame at a time (its HW ops assume batch 1), so
     # the frames are spread over processes instead.
-    if workers <= 1 or len(xs) < 2 * workers:
-        return _run_chunk(str(path), xs)
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
-    chunks = np.array_split(xs, workers)
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
-        return np.concatenate(list(pool.map(_run_chunk, [str(path)] * workers, chunks)))
+    return [xs] if workers <= 1 or len(xs) < 2 * workers else np.array_split(xs, workers)
 
 
 def default_workers() -> int:
@@ -246,6 +239,65 @@ def _parent_with(build: BuildResult, child: Path, tmp: Path):
     return path
 
 
+class _StageRunner:
+    """Runs stages' frames: in worker processes (all stages queued at once), or here with one worker."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self.parallel = workers > 1
+        self._pool = None
+
+    def __enter__(self):
+        if self.parallel:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("fork"))
+        return self
+
+    def __exit__(self, *exc):
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        return False
+
+    def submit(self, path: Path, xs: np.ndarray):
+        """Queue a stage; its outputs come from ``result``."""
+        if self._pool is None:
+            return (path, xs)
+        return [self._pool.submit(_run_chunk, str(path), c) for c in _chunks(xs, self.workers)]
+
+    def result(self, job) -> np.ndarray:
+        """The stage's outputs, frames in order."""
+        if self._pool is None:
+            return _run_chunk(str(job[0]), job[1])
+        return np.concatenate([f.result() for f in job])
+
+
+class _RtlStage:
+    """The Verilator stage, run as soon as the reference outputs are known (or at the end)."""
+
+    def __init__(self, build: BuildResult, host_x: np.ndarray, head, kinds: list[str], log, tmp: Path):
+        self.build, self.host_x, self.head, self.kinds, self.log, self.tmp = build, host_x, head, kinds, log, tmp
+        self._res: StageResult | None = None
+
+    def run_if_ready(self, ref: np.ndarray | None) -> None:
+        """Run the stage now if ``ref`` is known and it has not run."""
+        if ref is not None and self._res is None:
+            self._res = self._run(ref)
+
+    def result(self, ref: np.ndarray | None) -> StageResult:
+        """The stage's result (run now if it has not run)."""
+        if self._res is None:
+            self._res = self._run(ref)
+        return self._res
+
+    def _run(self, ref: np.ndarray | None) -> StageResult:
+        from bnn2fpga.flows.rtlsim_stage import rtlsim_stage
+
+        rtl_ref = _reference_codes(self.build, ref, self.head, self.tmp) if ref is not None else None
+        return rtlsim_stage(self.build, self.host_x, rtl_ref, self.kinds, self.log)
+
+
 def verify_build(build: BuildResult, inputs: InputSet, reference: np.ndarray | None,
                  log: Callable[[str], None] | None = None, workers: int | None = None,
                  synth: bool = False, synth_workers: int | None = None) -> Verdict:
@@ -266,24 +318,39 @@ def verify_build(build: BuildResult, inputs: InputSet, reference: np.ndarray | N
     if ref is not None:
         verdict.stages.append(StageResult("brevitas", "reference", "PyTorch/Brevitas model", len(ref), len(ref)))
     prev_model, prev_x = None, None
-    with tempfile.TemporaryDirectory() as tmp, finn_env.exact_execution():
+    with tempfile.TemporaryDirectory() as tmp, finn_env.exact_execution(), _StageRunner(workers) as runner:
+        # Every stage's frames go to the worker processes at once (issue #19): stages are
+        # independent, so no stage waits for the slowest chunk of the one before, and the
+        # Verilator stage compiles and simulates here meanwhile. Results are compared, and
+        # logged, in ladder order.
+        stages = []
         for label, step, in_parent in ladder_stages():
             path = model_file(build.out_dir, step)
             if not path.exists():
-                verdict.stages.append(StageResult(label, "not run", f"build stopped before '{step}'"))
+                stages.append((label, step, None, None, None))
                 continue
             if in_parent:
                 path = _parent_with(build, path, Path(tmp))
-            model = ModelWrapper(str(path))
             # The exported QONNX still has the input quantizer; later stages take host-quantized integers.
             xs = inputs.x if step == "export" else host_x
             log(f"verify: {label} ({len(xs)} inputs)")
-            out = _run_stage(path, xs, workers)
+            stages.append((label, step, path, xs, runner.submit(path, xs)))
+        rtl = _RtlStage(build, host_x, head, inputs.kinds, log, Path(tmp))
+        if runner.parallel:
+            rtl.run_if_ready(ref)
+        for label, step, path, xs, job in stages:
+            if path is None:
+                verdict.stages.append(StageResult(label, "not run", f"build stopped before '{step}'"))
+                continue
+            model = ModelWrapper(str(path))
+            out = runner.result(job)
             if ref is None:
                 ref = out
                 verdict.stages.append(StageResult(label, "reference", "no PyTorch model; QONNX is the reference",
                                                   len(out), len(out)))
                 prev_model, prev_x = model, xs
+                if runner.parallel:
+                    rtl.run_if_ready(ref)
                 continue
             res = _compare(label, ref, out, inputs.kinds, head)
             if res.status == "mismatch" and prev_model is not None and prev_x is xs:
@@ -292,14 +359,12 @@ def verify_build(build: BuildResult, inputs: InputSet, reference: np.ndarray | N
             verdict.stages.append(res)
             prev_model, prev_x = model, xs
         # The folded dataflow graph as our stitched RTL under Verilator (hw/sim/ladder.py).
-        from bnn2fpga.flows.rtlsim_stage import rtlsim_stage
-
-        rtl_ref = _reference_codes(build, ref, head, Path(tmp)) if ref is not None else None
-        verdict.stages.append(rtlsim_stage(build, host_x, rtl_ref, inputs.kinds, log))
+        verdict.stages.append(rtl.result(ref))
         if ecp5.board_is_ecp5(build.info):
             # The bitstream's whole top (UART shell around the same RTL), fed over its pins.
             from bnn2fpga.flows.serial_stage import serial_stage
 
+            rtl_ref = _reference_codes(build, ref, head, Path(tmp)) if ref is not None else None
             verdict.stages.append(serial_stage(build, host_x, rtl_ref, inputs.kinds,
                                                board=get_board(build.info["board"]), log=log))
     verdict.stages.append(_synth_stage(build, synth, log, synth_workers))

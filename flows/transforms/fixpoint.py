@@ -15,9 +15,8 @@ def apply_until_stable(model: ModelWrapper, transforms: list, max_rounds: int = 
     before when nothing is left to do (issue #19).
     """
     from qonnx.transformation.general import GiveReadableTensorNames, GiveUniqueNodeNames
-    from qonnx.transformation.infer_datatypes import InferDataTypes
 
-    from bnn2fpga.flows.fast_apply import infer_shapes
+    from bnn2fpga.flows.fast_apply import infer_datatypes, infer_shapes
 
     changed_any = False
     for _ in range(max_rounds):
@@ -29,7 +28,7 @@ def apply_until_stable(model: ModelWrapper, transforms: list, max_rounds: int = 
                     break
                 changed = changed_any = True
                 model = infer_shapes(model)  # = model.transform(InferShapes(), cleanup=False), faster
-                model = model.transform(InferDataTypes(), make_deepcopy=False, cleanup=False)
+                model = infer_datatypes(model)  # = model.transform(InferDataTypes(), cleanup=False), faster
         if not changed:
             break
     else:

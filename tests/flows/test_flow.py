@@ -15,7 +15,9 @@ from bnn2fpga.flows.steps import LAST_VIVADO_FREE, step_names
 
 def test_every_vivado_free_step_saved_its_model(mnist_build):
     cfg, result = mnist_build
-    vivado_free = step_names()[: step_names().index(LAST_VIVADO_FREE) + 1]
+    # The shared build stops at the package, before the Verilator FIFO sizing (tests/flows/test_fifo_sizing.py).
+    vivado_free = step_names()[: step_names().index(cfg.until) + 1]
+    assert LAST_VIVADO_FREE in step_names()[len(vivado_free):]
     assert result.done == vivado_free
     for step in vivado_free:
         assert model_file(cfg.out_dir, step).stat().st_size > 0
@@ -62,8 +64,8 @@ def test_search_fits_under_ceiling_and_beats_minimal_folding(mnist_build):
         assert fit["used"][res] <= 0.85 * fit["available"][res]
     summary = result.info["folding"]
     assert summary["mode"] == "search"
-    slowest = max(t["cycles"] for t in summary["tried"])
-    assert summary["cycles"] < slowest / 10  # far faster than the fully folded design
+    # Far faster than the fully folded design (PE = SIMD = 1), which every candidate tried may beat.
+    assert summary["cycles"] < summary["fully_folded_cycles"] / 10
 
 
 def test_binary_mvaus_are_our_rtl_by_default_and_hls_on_request(mnist_build, tmp_path):

@@ -33,6 +33,40 @@ def test_zoo_model_is_bit_exact_at_every_stage(mnist_build):
     assert by_name["stitched-ip rtlsim"].status == "not run" and "Vivado" in by_name["stitched-ip rtlsim"].detail
 
 
+def test_parallel_ladder_equals_the_sequential_one(mnist_build, monkeypatch):
+    """All stages queued on one pool of workers: same verdict, same log lines in the same order."""
+    import concurrent.futures as cf
+
+    _, result = mnist_build
+    inputs = _inputs(result)
+    ref = brevitas_reference("cbcnn-mnist", None, inputs.x)
+    seq_log: list[str] = []
+    seq = verify_build(result, inputs, ref, log=seq_log.append, workers=1)
+    pools = []
+    real_pool = cf.ProcessPoolExecutor
+
+    class Counting(real_pool):
+        def __init__(self, *a, **k):
+            pools.append(self)
+            super().__init__(*a, **k)
+
+    monkeypatch.setattr(cf, "ProcessPoolExecutor", Counting)
+    par_log: list[str] = []
+    par = verify_build(result, inputs, ref, log=par_log.append, workers=2)
+    assert len(pools) == 1  # one pool for the whole ladder, not one per stage
+    assert par.verdict == "bit-exact" and _untimed(par.to_dict()) == _untimed(seq.to_dict())
+    assert par_log == seq_log
+
+
+def _untimed(d: dict) -> dict:
+    # The Verilator stage reports the frames/s it simulated: wall time, different in every run.
+    import re
+
+    for s in d["stages"]:
+        s["detail"] = re.sub(r"[0-9,.]+ frames/s simulated", "N frames/s simulated", s["detail"])
+    return d
+
+
 def test_inputs_include_rounding_ties(mnist_build):
     _, result = mnist_build
     inputs = _inputs(result)

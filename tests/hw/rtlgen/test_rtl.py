@@ -22,7 +22,7 @@ def test_stream_packing_round_trips_signed_and_wide_beats():
 
 
 def _mvtu_case(rng, mw, mh, pe, simd, xnor=True, n_thres=1, in_bits=1, in_signed=False, out_bits=1,
-               out_bias=0, noact=False, w_bits=1):
+               out_bias=0, noact=False, w_bits=1, max_levels=8):
     from bnn2fpga.hw.rtlgen.mvtu import MVTU
 
     if w_bits > 1:
@@ -37,7 +37,7 @@ def _mvtu_case(rng, mw, mh, pe, simd, xnor=True, n_thres=1, in_bits=1, in_signed
         scale = (1 << in_bits) * mw // 4
         thr = np.sort(rng.integers(-scale, scale, (mh, n_thres)), axis=1)
     return MVTU(w, None if noact else thr, pe, simd, xnor=xnor, in_bits=in_bits, in_signed=in_signed,
-                out_bits=out_bits, out_bias=out_bias)
+                out_bits=out_bits, out_bias=out_bias, max_levels=max_levels)
 
 
 def _inputs(rng, m, n):
@@ -61,6 +61,12 @@ CASES = {
     "uint8-bipolar-first-layer": (9, 16, 4, 3, {"xnor": False, "in_bits": 8}),
     "xnor-noact-simd1": (24, 6, 3, 1, {"noact": True, "out_bits": 9}),
     "int4-weights-signed-inputs": (16, 8, 2, 4, {"xnor": False, "in_bits": 4, "in_signed": True, "w_bits": 4}),
+    # A limit of one level registers every tree level and the thresholds' count (odd SIMD:
+    # sums that pass a level alone); the 8-bit layer at a limit that splits its tree once.
+    "xnor-every-stage-registered": (40, 12, 3, 10, {"n_thres": 3, "out_bits": 2, "max_levels": 1}),
+    "uint8-tree-split": (18, 8, 2, 9, {"xnor": False, "in_bits": 8, "max_levels": 6}),
+    "int4-noact-every-stage": (12, 4, 2, 3, {"xnor": False, "in_bits": 4, "in_signed": True, "w_bits": 4,
+                                             "noact": True, "out_bits": 9, "max_levels": 1}),
 }
 
 
@@ -70,6 +76,8 @@ def test_mvtu_is_bit_exact_with_backpressure(case):
     mw, mh, pe, simd, opts = CASES[case]
     rng = np.random.default_rng(list(CASES).index(case))
     m = _mvtu_case(rng, mw, mh, pe, simd, **opts)
+    if opts.get("max_levels", 8) < 8:  # the case is there for its pipeline registers
+        assert m.pipeline()[0] != 0
     x = _inputs(rng, m, 6)
     ref = m.reference(x)
     run, out = _run(m, x, seed=3, gap_pct=35, stall_pct=35)

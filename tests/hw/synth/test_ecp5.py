@@ -86,7 +86,7 @@ def test_each_board_family_takes_its_own_bitstream_steps():
     assert flow.applies("hw_codegen", xilinx_info) and not flow.applies("ecp5_bitstream", xilinx_info)
     assert flow.applies("bitfile", {"board": "no-such-board"})  # unknown: the Vivado path, as before
     names = [s.name for s in STEPS]
-    assert names.index("package") + 1 == names.index("ecp5_bitstream") < names.index("hw_codegen")
+    assert names.index("fifo_sizing") + 1 == names.index("ecp5_bitstream") < names.index("hw_codegen")
     for step in STEPS[names.index("hw_codegen"):]:
         require_tools(step, [], ecp5_info)  # no Vivado here, and no ToolMissing for an ECP5 board
     marker = object()

