@@ -93,31 +93,36 @@ def bench_qonnx_to_verified(model: str, inputs: int, log) -> dict:
     return out
 
 
-def bench_estimates(models, log) -> list[dict]:
-    """Folding search result per model and board."""
+def bench_estimates(models, builds: Path, log) -> list[dict]:
+    """Folding search result per model and board, built in ``builds/<model>-<board>``.
+
+    The synthesis part of the bench synthesizes these same builds; an up-to-date folder from an
+    earlier run resumes, and its row says so (its seconds are then not a build time).
+    """
     from bnn2fpga.flows.config import make_config
     from bnn2fpga.flows.report import load_report
     from bnn2fpga.flows.runner import run_build
 
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in models:
-            for board in BOARDS:
-                out = Path(tmp) / f"{name}-{board}"
-                t0 = time.time()
-                with _quiet():
-                    result = run_build(make_config(model=name, board=board, out_dir=out, until="estimate"),
-                                       log=lambda m: None)
-                rep = load_report(out)
-                perf, tot, res = rep["performance"], rep["totals"], rep["board"]["resources"]
-                row = {"model": name, "board": board, "fps": perf["fps"], "latency_ms": perf["latency_ms"],
-                       "LUT": tot["LUT"], "LUT_pct": tot["LUT"] / res["LUT"],
-                       "BRAM18": tot["BRAM_18K"], "BRAM_pct": tot["BRAM_18K"] / (2 * res["BRAM36"]),
-                       "DSP": tot["DSP"], "bottleneck": perf["bottleneck"],
-                       "fits": result.info["fit"]["fits"], "seconds": time.time() - t0}
-                rows.append(row)
-                log(f"estimate {name} on {board}: {row['fps']:,.0f} FPS, LUT {row['LUT_pct']:.0%}, "
-                    f"BRAM {row['BRAM_pct']:.0%}, DSP {row['DSP']:.0f} ({row['seconds']:.0f} s)")
+    for name in models:
+        for board in BOARDS:
+            out = Path(builds) / f"{name}-{board}"
+            t0 = time.time()
+            with _quiet():
+                result = run_build(make_config(model=name, board=board, out_dir=out, until="estimate"),
+                                   log=lambda m: None)
+            rep = load_report(out)
+            perf, tot, res = rep["performance"], rep["totals"], rep["board"]["resources"]
+            row = {"model": name, "board": board, "fps": perf["fps"], "latency_ms": perf["latency_ms"],
+                   "LUT": tot["LUT"], "LUT_pct": tot["LUT"] / res["LUT"],
+                   "BRAM18": tot["BRAM_18K"], "BRAM_pct": tot["BRAM_18K"] / (2 * res["BRAM36"]),
+                   "DSP": tot["DSP"], "bottleneck": perf["bottleneck"],
+                   "fits": result.info["fit"]["fits"], "seconds": time.time() - t0,
+                   "resumed": not result.ran}
+            rows.append(row)
+            how = "resumed" if row["resumed"] else "built"
+            log(f"estimate {name} on {board}: {row['fps']:,.0f} FPS, LUT {row['LUT_pct']:.0%}, "
+                f"BRAM {row['BRAM_pct']:.0%}, DSP {row['DSP']:.0f} ({how} in {row['seconds']:.0f} s)")
     return rows
 
 
@@ -219,7 +224,7 @@ def main(argv=None) -> int:
         "training": bench_training(log),
         "export": bench_export(models, log),
         "qonnx_to_verified": bench_qonnx_to_verified("cbcnn-gtsrb", args.inputs, log),
-        "estimates": bench_estimates(models, log),
+        "estimates": bench_estimates(models, Path(args.out) / "builds", log),
         "bnn_pynq_cnv": bench_bnn_pynq_cnv(log),
     }
     from bnn2fpga.benchmarks import synth
@@ -227,7 +232,7 @@ def main(argv=None) -> int:
 
     results["rtl"] = bench_rtl("cbcnn-mnist", 20, log)
     synth_models = [m for m in synth.MODELS if not args.models or m in args.models]
-    synth_table = synth.bench_synth(synth_models, Path(args.out) / "synth", log)
+    synth_table = synth.bench_synth(synth_models, Path(args.out) / "synth", log, builds=Path(args.out) / "builds")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps(results, indent=2))

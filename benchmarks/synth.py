@@ -40,10 +40,11 @@ def _timed_synth(build: Path, board, cache: Path | None, workers: int | None, lo
 
 
 def measure(model: str, out: Path, board_name: str = BOARD, cold: bool = False, workers: int | None = None,
-            log=print) -> dict:
+            log=print, builds: Path | None = None) -> dict:
     """Build ``model`` to its estimate, synthesize it twice and return its row (also saved as JSON).
 
-    ``cold`` synthesizes against an empty cache (then copied into the project's), so the first
+    The build is ``builds/<model>-<board>`` (default ``out``); one already at its estimate resumes,
+    so ``make bench`` synthesizes the builds its estimate table made. ``cold`` synthesizes against an empty cache (then copied into the project's), so the first
     run's time is Yosys' on every layer; otherwise the first run is whatever the cache holds.
     """
     from bnn2fpga.boards import get_board
@@ -55,7 +56,7 @@ def measure(model: str, out: Path, board_name: str = BOARD, cold: bool = False, 
     from bnn2fpga.hw.synth.yosys import synth_cache_dir
 
     board = get_board(board_name)
-    build = out / f"{model}-{board_name}"
+    build = Path(builds or out) / f"{model}-{board_name}"
     t0, load = time.time(), _load()
     with _finn_output_to(Path(tempfile.gettempdir()) / "bnn2fpga-bench-finn.log"):
         result = run_build(make_config(model=model, board=board_name, out_dir=build, until="estimate"),
@@ -191,11 +192,12 @@ def write_table(out: Path, models=MODELS) -> str:
     return table
 
 
-def bench_synth(models, out: Path, log=print, cold: bool = False, workers: int | None = None) -> str:
+def bench_synth(models, out: Path, log=print, cold: bool = False, workers: int | None = None,
+                builds: Path | None = None) -> str:
     """Measure ``models`` (smallest first is the caller's order) and write the table; returns the markdown."""
     out.mkdir(parents=True, exist_ok=True)
     for model in models:
-        log(layer_markdown(measure(model, out, cold=cold, workers=workers, log=log)))
+        log(layer_markdown(measure(model, out, cold=cold, workers=workers, log=log, builds=builds)))
     return write_table(out, list(MODELS) + [m for m in models if m not in MODELS])
 
 

@@ -134,7 +134,8 @@ def _config(args, until: str | None):
     check_until(until)
     return make_config(model=args.model, ckpt=args.ckpt, onnx=args.onnx, board=args.board,
                        fps=getattr(args, "fps", None), folding=getattr(args, "folding", None),
-                       ceiling=getattr(args, "ceiling", DEFAULT_CEILING), out_dir=args.out, until=until,
+                       ceiling=getattr(args, "ceiling", DEFAULT_CEILING), margin=getattr(args, "margin", 0.0),
+                       out_dir=args.out, until=until,
                        binary_mvau=args.binary_mvau, layers=args.layers,
                        input_scale=getattr(args, "input_scale", None), input_dtype=getattr(args, "input_dtype", None))
 
@@ -375,15 +376,13 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("build", help="build for a board (every step the installed tools allow)")
     _source_args(p)
-    p.add_argument("--fps", type=float, help="target frames per second (FINN's SetFolding)")
-    p.add_argument("--folding", help="folding JSON to apply (e.g. a previous build's folding.json)")
-    p.add_argument("--ceiling", type=float, default=DEFAULT_CEILING,
-                   help=f"max share of LUT/BRAM/DSP for the search ({DEFAULT_CEILING})")
+    _folding_args(p)
     p.add_argument("--until", help="stop after this step")
     p.set_defaults(fn=cmd_build)
 
     p = sub.add_parser("verify", help="bit-exact check of every Vivado-free stage")
     _source_args(p)
+    _folding_args(p)  # verify the design 'build' makes with the same options
     p.add_argument("--inputs", type=int, default=100, help="inputs of each kind (random, real, ties); default 100")
     p.add_argument("--data", help="dataset folder for the real inputs (default: scikit-learn digits)")
     p.add_argument("--dataset", help="dataset name for --data")
@@ -409,6 +408,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("dir", help="build folder")
     p.set_defaults(fn=cmd_report)
     return ap
+
+
+def _folding_args(p) -> None:
+    """The options that choose a build's folding (build and verify take the same)."""
+    p.add_argument("--fps", type=float, help="target frames per second (FINN's SetFolding)")
+    p.add_argument("--folding", help="folding JSON to apply (e.g. a previous build's folding.json)")
+    p.add_argument("--ceiling", type=float, default=DEFAULT_CEILING,
+                   help=f"max share of LUT/BRAM/DSP for the search ({DEFAULT_CEILING})")
+    p.add_argument("--margin", type=float, default=0.0,
+                   help="share of the ceiling the search leaves free for the estimate's error (e.g. 0.06 when "
+                        "synthesis counted 6%% more than the estimate; synthesis is still judged by the ceiling)")
 
 
 def _check_source(args) -> None:

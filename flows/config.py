@@ -72,6 +72,14 @@ class Target:
     fps: float | None = None
     folding_file: Path | None = None
     ceiling: float = DEFAULT_CEILING
+    # Share of the ceiling the search leaves free for the estimate's error on this design
+    # (synthesis judges the result against the ceiling itself).
+    margin: float = 0.0
+
+    @property
+    def search_ceiling(self) -> float:
+        """The ceiling the folding search holds the estimate under."""
+        return self.ceiling * (1 - self.margin)
 
     @property
     def mode(self) -> str:
@@ -81,7 +89,7 @@ class Target:
     def fingerprint(self) -> str:
         """Changes whenever the folding would change."""
         digest = file_digest(self.folding_file) if self.folding_file else ""
-        return f"{self.mode}|{self.fps}|{digest}|{self.ceiling}"
+        return f"{self.mode}|{self.fps}|{digest}|{self.ceiling}|{self.margin}"
 
 
 @dataclass(frozen=True)
@@ -148,7 +156,7 @@ class BuildConfig:
             "board": self.board.name,
             "target": {"mode": self.target.mode, "fps": self.target.fps,
                        "folding_file": str(self.target.folding_file) if self.target.folding_file else None,
-                       "ceiling": self.target.ceiling},
+                       "ceiling": self.target.ceiling, "margin": self.target.margin},
             "out_dir": str(self.out_dir),
             "until": self.until,
             "binary_mvau": self.binary_mvau,
@@ -244,6 +252,7 @@ def make_config(
     fps: float | None = None,
     folding: str | Path | None = None,
     ceiling: float = DEFAULT_CEILING,
+    margin: float = 0.0,
     out_dir: str | Path | None = None,
     until: str | None = None,
     binary_mvau: str = "rtl",
@@ -297,6 +306,8 @@ def make_config(
         raise UserError(f"--fps must be a finite number, got {fps}")
     if not 0 < ceiling <= 1:
         raise UserError(f"--ceiling must be in (0, 1], got {ceiling}")
+    if not 0 <= margin < 1:
+        raise UserError(f"--margin must be in [0, 1), got {margin}")
     if binary_mvau not in BINARY_MVAU_CHOICES:
         raise UserError(f"--binary-mvau must be one of {', '.join(BINARY_MVAU_CHOICES)}, got '{binary_mvau}'")
     if layers not in LAYERS_CHOICES:
@@ -324,7 +335,8 @@ def make_config(
     return BuildConfig(
         source=src,
         board=board_obj,
-        target=Target(fps=fps, folding_file=Path(folding) if folding else None, ceiling=ceiling),
+        target=Target(fps=fps, folding_file=Path(folding) if folding else None, ceiling=ceiling,
+                      margin=margin),
         out_dir=Path(out_dir),
         until=until,
         binary_mvau=binary_mvau,

@@ -8,7 +8,6 @@ timing at the board's clock gets no bitstream and raises ``DoesNotFit`` (exit 4)
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import shutil
@@ -21,7 +20,8 @@ import numpy as np
 from bnn2fpga.boards import Board, get_board
 from bnn2fpga.errors import DoesNotFit, ToolMissing, UserError
 from bnn2fpga.flows import build_dir
-from bnn2fpga.hw.rtlgen.base import RTL_DIR, LayerRTL
+from bnn2fpga.hw.rtlgen.base import LayerRTL
+from bnn2fpga.hw.rtlgen.base import rtl_digest as base_rtl_digest
 from bnn2fpga.hw.rtlgen.shell import DEFAULT_BAUD, PLL, ShellSpec, shell_spec, with_shell
 from bnn2fpga.hw.synth import ecp5 as tools
 
@@ -39,10 +39,7 @@ _UTIL_NAMES = {"TRELLIS_COMB": "LUT4", "TRELLIS_FF": "FF", "DP16KD": "EBR", "MUL
 
 def rtl_digest() -> str:
     """Hash of the shell and flow code the bitstream depends on beyond the build's own key."""
-    h = hashlib.sha256()
-    for f in sorted(RTL_DIR.glob("*.sv")) + [Path(tools.__file__), Path(__file__)]:
-        h.update(f.name.encode() + b"\0" + f.read_bytes())
-    return h.hexdigest()[:16]
+    return base_rtl_digest(Path(tools.__file__), Path(__file__))
 
 
 def folded_model_path(out_dir: Path) -> Path:

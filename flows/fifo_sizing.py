@@ -20,6 +20,9 @@ FIFO's peak occupancy:
    axis_fifo's clog2 pointers; FINN's fifo.sv LUTRAM of 2^clog2(depth - 1) rows, shift
    registers in 32-stage steps, BRAM in power-of-two aspects): a depth in between saves nothing.
 
+4. The sized design runs free-running (``confirm``); where it runs slower than in step 1, the
+   most downstream FIFOs that ran full are doubled, and the run repeated.
+
 The Verilator stage then simulates exactly these depths with free-running input and checks
 the cycles per frame against FINN's estimate.
 """
@@ -84,9 +87,11 @@ class Sizing:
     settled_frame: int = 0             # the last frame in which any peak grew
     fifos: list[FifoRow] = field(default_factory=list)
     note: str = ""
-    #: Median frame interval of the free-running run: the statistic the Verilator stage measures,
-    #: which the sized design must keep.
+    #: Steady-state cycles per frame free-running with FIFOs too deep to fill (``steady_run``):
+    #: what the sized design must keep (the Verilator stage measures it the same way).
     sized_for: int = 0
+    #: Streams (tensor names) whose FIFO the free-running check doubled (``confirm``), once per doubling.
+    widened: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """JSON-friendly form (build state and report)."""
@@ -128,6 +133,25 @@ def _period(ends: np.ndarray) -> int:
     return math.ceil((half[-1] - half[0]) / (len(half) - 1))
 
 
+def steady_run(design, model):
+    """A free-running run long enough for the steady state: (cycles per frame, the run).
+
+    The first frames' intervals include the pipeline filling (blinknet-hybrid: 98,786, 98,432,
+    98,432, then 98,304 for good), so the rate is the mean interval of the run's second half
+    (``_period``), over at least twice the frames the pipeline holds plus ``SETTLE_FRAMES``.
+    """
+    from bnn2fpga.hw.sim.graph_sim import run_frames
+
+    n = FREE_FRAMES
+    while True:
+        run = run_frames(design, _random_frames(model, n))
+        period = _period(run.frame_ends)
+        need = 2 * (math.ceil(run.latency_cycles / max(period, 1)) + SETTLE_FRAMES)
+        if n >= need or n >= MAX_FRAMES:
+            return period, run
+        n = min(need, MAX_FRAMES)
+
+
 def measure(model, part: str, log=logger.info, jobs: int = 2) -> Sizing:
     """Simulate ``model`` (a folded dataflow partition) and size every inter-layer FIFO."""
     from bnn2fpga.hw.sim.graph_sim import build_design, graph_edges, run_frames
@@ -136,8 +160,8 @@ def measure(model, part: str, log=logger.info, jobs: int = 2) -> Sizing:
     for _ in range(4):
         design = build_design(model, jobs=jobs, edges=edges)
         try:
-            free = run_frames(design, _random_frames(model, FREE_FRAMES))
-            period, latency, rate = _period(free.frame_ends), free.latency_cycles, free.cycles_per_frame
+            period, free = steady_run(design, model)
+            latency = free.latency_cycles
             n = math.ceil(latency / period) + SETTLE_FRAMES + 1
             while True:
                 run = run_frames(design, _random_frames(model, n, seed=1), cycles_per_frame=period)
@@ -158,7 +182,71 @@ def measure(model, part: str, log=logger.info, jobs: int = 2) -> Sizing:
     notes = [f"peaks still grew in frame {settled} of {n}"] if settled >= n - SETTLE_FRAMES else []
     notes += [f"{len(full)} FIFO(s) still full at the deepest measuring depth"] if full else []
     note = "; ".join(notes)
-    return Sizing("verilator", period, latency, n, settled, rows, note, math.ceil(rate))
+    return Sizing("verilator", period, latency, n, settled, rows, note, period)
+
+
+#: Times the free-running check may deepen FIFOs that ran full before the sizing gives up.
+CHECK_ROUNDS = 3
+
+
+def apply(model, sizing: Sizing):
+    """``model`` with ``sizing``'s depths where FINN's InsertFIFO reads them (and the mark our simulation reads)."""
+    from bnn2fpga.flows.transforms.set_fifo_depths import SetFIFODepths
+
+    return model.transform(SetFIFODepths([(r.tensor, r.side, r.depth) for r in sizing.fifos], sizing.sized_for))
+
+
+def confirm(model, sizing: Sizing, part: str, log=logger.info):
+    """Run the sized design free-running, as the Verilator stage will; deepen FIFOs that slow it.
+
+    The paced run measures what each FIFO holds at the bottleneck's rate. Free-running, a layer
+    in front of the bottleneck can run ahead, fill its FIFO and then stall the bottleneck for a
+    few cycles per frame (blinknet-hybrid: 128 of 98,304). Each FIFO that ran full in a run
+    slower than ``sizing.sized_for`` while its consumer's outputs did not (``frontier``) is
+    doubled, up to ``CHECK_ROUNDS`` times. Returns the sized
+    model and the sizing; the compiled design is the one the Verilator stage simulates (cached).
+    """
+    from bnn2fpga.hw.sim.graph_sim import build_design
+
+    for attempt in range(CHECK_ROUNDS + 1):
+        sized = apply(model, sizing)
+        design = build_design(sized)
+        try:
+            rate, run = steady_run(design, sized)
+        finally:
+            design.close()
+        if rate <= sizing.sized_for:
+            return sized, sizing
+        nodes = list(sized.graph.node)
+        full = {nodes[design.edges[j].src[0]].output[design.edges[j].src[1]] for j in frontier(design.edges, run)}
+        slow = f"{rate:,} cycles/frame free-running at the sized depths, {sizing.sized_for:,} deep"
+        if not full or attempt == CHECK_ROUNDS:
+            sizing.note = "; ".join(x for x in (sizing.note, f"{slow} (no FIFO left to deepen)" if not full
+                                                else f"{slow} after {CHECK_ROUNDS} rounds of deepening") if x)
+            return sized, sizing
+        log(f"fifo sizing: {slow}; doubling {len(full)} FIFO(s) that ran full")
+        rows = []
+        for r in sizing.fifos:
+            if r.tensor in full:
+                style, lut, bram = fifo_cost(r.width, 2 * r.depth, part)
+                r = replace(r, depth=2 * r.depth, ram_style=style, LUT=lut, BRAM_18K=bram)
+            rows.append(r)
+        sizing = replace(sizing, fifos=rows, widened=sizing.widened + sorted(full))
+    return apply(model, sizing), sizing
+
+
+def frontier(edges, run) -> list[int]:
+    """The inter-layer FIFOs that ran full while their consumer's own output FIFOs did not.
+
+    A FIFO too short for its consumer's needs fills, its producer stops and every FIFO upstream
+    fills in turn: only the most downstream full ones are the cause.
+    """
+    full = {j for j, e in enumerate(edges)
+            if e.src is not None and e.dst is not None and run.fifo_peaks.get(j, (0,))[0] >= e.depth}
+    out_of = {}
+    for j in full:
+        out_of.setdefault(edges[j].src[0], set()).add(j)
+    return sorted(j for j in full if not out_of.get(edges[j].dst[0]))
 
 
 def _rows(model, design, edges, peaks: dict, part: str, before: list[int]) -> list[FifoRow]:

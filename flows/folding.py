@@ -117,6 +117,7 @@ def _calibrated(model, node, tensors: dict | None = None, finn: dict | None = No
 
     from qonnx.custom_op.registry import getCustomOp
 
+    from bnn2fpga.hw.rtlgen.from_finn import wants_lut_products
     from bnn2fpga.hw.synth import resource_model
 
     rmodel = resource_model.load()
@@ -143,7 +144,8 @@ def _calibrated(model, node, tensors: dict | None = None, finn: dict | None = No
     base, inst = _STATIC[key], getCustomOp(node)
     pe, simd, style = inst.get_nodeattr("PE"), inst.get_nodeattr("SIMD"), inst.get_nodeattr("ram_style")
     shape = replace(base, pe=pe, simd=simd, nf=base.nf * base.pe // pe, sf=base.sf * base.simd // simd,
-                    ram_style=style if style in ("block", "distributed") else "auto")
+                    ram_style=style if style in ("block", "distributed") else "auto",
+                    lut_products=wants_lut_products(inst))
     return {**rmodel.predict(shape), "URAM": 0.0}
 
 
@@ -460,7 +462,7 @@ def apply_target(model, target: Target, board: Board):
             summary["target_missed"] = (f"--fps {target.fps:,.0f} asked, {clock_hz / cyc:,.0f} reached: the fastest "
                                         f"folding FINN's SetFolding finds at {board.clock_mhz:g} MHz")
         return model, summary
-    return search(model, board, target.ceiling)
+    return search(model, board, target.search_ceiling)
 
 
 def check_folding_names(model, path: Path) -> None:

@@ -87,7 +87,8 @@ def _folding_section(ctx) -> FoldingSection:
     if fold.get("mode") == "file":
         source = f"{source} {Path(fold.get('file', '')).name}"
     return FoldingSection.model_validate(
-        {**fold, "source": source, "target_fps": ctx.cfg.target.fps, "ceiling": ctx.cfg.target.ceiling})
+        {**fold, "source": source, "target_fps": ctx.cfg.target.fps, "ceiling": ctx.cfg.target.ceiling,
+         "margin": ctx.cfg.target.margin})
 
 
 def _printable(text: str) -> str:

@@ -53,6 +53,8 @@ class FoldingSection(_Section):
     cycles: int | None = Field(None, description="Cycles per frame of the slowest layer after folding.")
     fps: float | None = Field(None, description="Frames per second the folding reaches at the board clock.")
     ceiling: float | None = Field(None, description="Share of each board resource the design may use (0-1).")
+    margin: float | None = Field(None, description="Share of the ceiling the search left free for the estimate's "
+                                 "error (--margin).")
     target_fps: float | None = Field(None, description="The --fps target, or null without one.")
     target_missed: str | None = Field(None, description="Why an --fps target was not reached, when it was not.")
     file: str | None = Field(None, description="The folding file applied in 'file' mode.")

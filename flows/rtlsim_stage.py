@@ -100,10 +100,16 @@ def rtlsim_stage(build, host_x: np.ndarray, ref: np.ndarray | None, kinds: list[
         design = build_design(model)
     except Unsupported as e:
         return StageResult(STAGE, "not run", f"needs RTL for: {e}")
+    measured = int(model.get_metadata_prop(FIFOS_SIZED) or 0)
+    steady = None
     try:
         with finn_env.exact_execution():
             frames = _apply(pre, host_x)
             run = run_frames(design, frames)
+            if measured:  # the rate the sizing promised, past the pipeline fill (steady_run)
+                from bnn2fpga.flows.fifo_sizing import steady_run
+
+                steady = steady_run(design, model)
             # The host ops after the partition take the partition's output tensor as the parent
             # graph shapes it (frame by frame, batch axis 1).
             shape = design.out_shape if post is None else parent.get_tensor_shape(part.output[0])[1:]
@@ -116,31 +122,33 @@ def rtlsim_stage(build, host_x: np.ndarray, ref: np.ndarray | None, kinds: list[
     est = max(layer.exp_cycles for layer in design.layers)
     cpf = f"{run.cycles_per_frame:,.0f}" if run.cycles_per_frame else "?"
     fifos = [e for e in design.edges if e.src is not None and e.dst is not None]
-    measured = int(model.get_metadata_prop(FIFOS_SIZED) or 0)
     sized = "measured" if measured else "fixed"
+    rate = f", {steady[0]:,} in the steady state" if steady else ""
     res.detail += (f"; {len(design.layers)} layers stitched, {len(fifos)} FIFOs ({sized} depths, "
-                   f"{sum(e.depth for e in fifos):,} entries), {cpf} cycles/frame measured "
+                   f"{sum(e.depth for e in fifos):,} entries), {cpf} cycles/frame measured{rate} "
                    f"(FINN estimate {est:,}{f', {measured:,} with deep FIFOs' if measured else ''}), "
                    f"{run.frames_per_second:,.0f} frames/s simulated")
-    slow = throughput_problem(run, design, est, measured)
+    slow = throughput_problem(*steady, design, est, measured) if steady else ""
     if slow and res.status == "bit-exact":
         res.status, res.detail = "mismatch", f"{slow}; {res.detail}"
     return res
 
 
-def throughput_problem(run, design, estimate: int, sized_for: int = 0) -> str:
+def throughput_problem(cpf: float | None, run, design, estimate: int, sized_for: int = 0) -> str:
     """Why the design with measured FIFO depths is slower than it should be ("" when it is not).
 
+    ``cpf``: its steady-state cycles per frame (``fifo_sizing.steady_run``), ``run`` that run.
     ``sized_for``: the cycles per frame the FIFO sizing measured with FIFOs too deep to fill
     (0: the depths were not measured, so a slow layer and a short FIFO cannot be told apart
-    and nothing is flagged). Slower than that is the FIFOs' doing: names the ones that ran full.
+    and nothing is flagged). Slower than that is the FIFOs' doing: names the most downstream
+    ones that ran full (``fifo_sizing.frontier``).
     """
-    cpf = run.cycles_per_frame
     if cpf is None or not sized_for or cpf <= sized_for:
         return ""
+    from bnn2fpga.flows.fifo_sizing import frontier
+
     full = [f"{design.layers[e.src[0]].name}->{design.layers[e.dst[0]].name} ({e.depth})"
-            for j, e in enumerate(design.edges)
-            if e.src is not None and e.dst is not None and run.fifo_peaks.get(j, (0,))[0] >= e.depth]
+            for e in (design.edges[j] for j in frontier(design.edges, run))]
     also = f" and FINN's estimate {estimate:,}" if cpf > estimate else ""
     return (f"throughput: {cpf:,.0f} cycles/frame measured, above the {sized_for:,} the FIFO sizing measured "
             f"with deep FIFOs{also}"

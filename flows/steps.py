@@ -527,7 +527,6 @@ def step_package(model, ctx: Context):
 def step_fifo_sizing(model, ctx: Context):
     """FIFO depths from our Verilator simulation of the folded design, written where FINN's InsertFIFO reads them."""
     from bnn2fpga.flows import fifo_sizing, report
-    from bnn2fpga.flows.transforms.set_fifo_depths import SetFIFODepths
     from bnn2fpga.hw.rtlgen.from_finn import unsupported
     from bnn2fpga.hw.sim import verilator
 
@@ -540,8 +539,7 @@ def step_fifo_sizing(model, ctx: Context):
         sizing = fifo_sizing.Sizing("not measured", note=f"not measured (FINN sizes them in Vivado): needs {why_not}")
     else:
         sizing = fifo_sizing.measure(copy.deepcopy(model), ctx.cfg.board.part)
-        model = model.transform(SetFIFODepths([(r.tensor, r.side, r.depth) for r in sizing.fifos],
-                                              sizing.sized_for))
+        model, sizing = fifo_sizing.confirm(model, sizing, ctx.cfg.board.part)
     ctx.info["fifos"] = sizing.to_dict()
     report.add_fifos(ctx.out_dir, ctx.info["fifos"])
     return model
@@ -637,14 +635,10 @@ def _resource_model_digest() -> str:
 def _rtl_key(cfg: BuildConfig) -> str:
     # The measured depths follow the simulated RTL and testbench, which the code fingerprint
     # (Python only) does not cover.
-    import hashlib
+    from bnn2fpga.hw.rtlgen.base import rtl_digest
+    from bnn2fpga.hw.sim import verilator
 
-    from bnn2fpga.hw.sim.verilator import RTL_DIR
-
-    h = hashlib.sha256()
-    for f in sorted([*RTL_DIR.rglob("*.sv"), *RTL_DIR.rglob("*.v"), *(RTL_DIR.parent / "sim").glob("*.py")]):
-        h.update(f.name.encode() + b"\0" + f.read_bytes())
-    return h.hexdigest()[:16]
+    return rtl_digest(*Path(verilator.__file__).parent.glob("*.py"))
 
 
 def _vivado_key(cfg: BuildConfig) -> str:

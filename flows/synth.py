@@ -18,6 +18,7 @@ width, is synthesized alone at full width and at the two small widths it replace
 from __future__ import annotations
 
 import logging
+import math
 import os
 import tempfile
 import time
@@ -359,6 +360,23 @@ def fit_line(fit) -> str:
     return fit.message().replace("design does not fit the board", "synthesized design does not fit the board (Yosys)")
 
 
+def margin_hint(fit, info: dict) -> str:
+    """For a design that fits by its estimate but not by synthesis: the ``--margin`` to rebuild with.
+
+    The folding search held the estimate under the ceiling; Yosys counted more, by a ratio per
+    resource over it. A search that leaves that share of the ceiling free picks a folding whose
+    synthesis fits (the model's error on this design, not in general).
+    """
+    estimated = (info.get("fit") or {}).get("used") or {}
+    ratios = [float(estimated[r]) / fit.used[r] for r in fit.over() if float(estimated.get(r) or 0) > 0 and fit.used[r]]
+    ratios = [x for x in ratios if x < 1]
+    if not ratios:
+        return ""
+    margin = math.ceil(round((1 - min(ratios)) * 100, 6)) / 100
+    return (f"; the estimate counted {min(ratios):.0%} of Yosys' figure: rebuild with --margin {margin:.2f} "
+            "for a folding that fits by synthesis")
+
+
 def totals_line(check: dict) -> str:
     """One line: FINN's estimate, the calibrated model and Yosys, summed over the synthesized layers."""
     t = check["totals"]
@@ -451,10 +469,11 @@ def synth_stage(build, log: Callable[[str], None] | None = None, workers: int | 
     fit = synthesized_fit(run, board, _ceiling(build.info), build.info.get("fifos"))
     if fit.fits and (run.no_rtl() or run.failed()):  # what was not synthesized may not fit
         fit = None
-    add_to_report(build.out_dir, run, fit=fit, board=board)
+    hint = margin_hint(fit, build.info) if fit is not None and not fit.fits else ""
+    add_to_report(build.out_dir, run, fit=fit, board=board, hint=hint)
     status = "failed" if run.failed() else ("synthesized" if fit is None or fit.fits else DOES_NOT_FIT)
     ok = sum("error" not in r for r in run.layers.values())
-    detail = stage_detail(run, board) if fit is None else f"{fit_line(fit)}; {stage_detail(run, board)}"
+    detail = stage_detail(run, board) if fit is None else f"{fit_line(fit)}{hint}; {stage_detail(run, board)}"
     return StageResult(STAGE, status, detail, ok, len(run.layers))
 
 
@@ -470,11 +489,12 @@ def _ceiling(info: dict) -> float:
 
 
 def add_to_report(out_dir: Path, run: SynthRun | dict[str, dict], merge: bool = False, fit=None,
-                  board=None) -> Path:
+                  board=None, hint: str = "") -> Path:
     """Put the counts beside FINN's estimates in report.json / report.html (``merge``: keep other layers').
 
-    With ``fit`` (``synthesized_fit``) the section says whether the synthesized design fits;
-    with ``board`` it holds the calibrated model's error per layer and the three totals.
+    With ``fit`` (``synthesized_fit``) the section says whether the synthesized design fits
+    (and ``hint``, ``margin_hint``'s advice, after it); with ``board`` it holds the calibrated
+    model's error per layer and the three totals.
     """
     from bnn2fpga.flows.report import add_yosys
 
@@ -482,7 +502,7 @@ def add_to_report(out_dir: Path, run: SynthRun | dict[str, dict], merge: bool = 
         run = SynthRun(family="xc7", clock_mhz=100.0, layers=run)
     extra = {}
     if fit is not None and not merge:  # a run on some layers only says nothing about the whole design
-        extra.update(fits=fit.fits, fit_message=fit_line(fit))
+        extra.update(fits=fit.fits, fit_message=fit_line(fit) + hint)
     if board is not None and not merge:
         extra["model_check"] = model_errors(Path(out_dir), run, board)
     return add_yosys(out_dir, run.layers, tool_name(run.family), level_limit=run.level_limit, merge=merge,
@@ -546,12 +566,13 @@ def run_cli(args) -> int:
     fit = synthesized_fit(run, board, _ceiling(info), info.get("fifos")) if whole else None
     if fit is not None and fit.fits and run.no_rtl():  # what was not synthesized may not fit
         fit = None
-    print(f"report: {add_to_report(args.build_dir, run, merge=bool(args.layers), fit=fit, board=board)}")
+    hint = margin_hint(fit, info) if fit is not None and not fit.fits else ""
+    print(f"report: {add_to_report(args.build_dir, run, merge=bool(args.layers), fit=fit, board=board, hint=hint)}")
     if not args.layers:
         print(totals_line(model_errors(args.build_dir, run, board)))
     if fit is not None:
         if not fit.fits:
-            raise DoesNotFit(fit_line(fit))
+            raise DoesNotFit(fit_line(fit) + hint)
         print(fit_line(fit))
     return 0 if not run.failed() else 1
 

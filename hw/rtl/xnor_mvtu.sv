@@ -46,7 +46,10 @@ module xnor_mvtu #(
     // Pipeline registers (from the generator): behind adder tree level k for PIPE bit k
     // (see stage 1), and between the threshold comparisons and their count.
     parameter logic [31:0] PIPE = 0,
-    parameter bit          THRESH_PIPE = 0
+    parameter bit          THRESH_PIPE = 0,
+    // k-bit products as shift-and-add in LUTs (FINN's resType "lut"); otherwise a multiply,
+    // which Yosys and Vivado put in DSP slices from some width on.
+    parameter bit          LUT_PRODUCTS = 0
 ) (
     input  logic                      clk,
     input  logic                      rst_n,
@@ -158,7 +161,15 @@ module xnor_mvtu #(
                         t[s] = wq[p*SIMD + s] ? xv : -xv;
                     end else begin
                         wv = ACC_BITS'($signed(wq[(p*SIMD + s)*W_BITS +: W_BITS]));
-                        t[s] = xv * wv;
+                        if (LUT_PRODUCTS) begin
+                            // One partial product per weight bit, the sign bit's subtracted:
+                            // adders and muxes, which no DSP inference picks up.
+                            t[s] = '0;
+                            for (int b = 0; b < W_BITS; b++)
+                                if (wv[b]) t[s] = (b == W_BITS - 1) ? t[s] - (xv <<< b) : t[s] + (xv <<< b);
+                        end else begin
+                            t[s] = xv * wv;
+                        end
                     end
                 end
             end

@@ -1,12 +1,25 @@
 """What every generated RTL layer provides to the simulator, the stitcher and Yosys."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bnn2fpga.hw.rtlgen.streams import padded
 
 RTL_DIR = Path(__file__).resolve().parents[1] / "rtl"
+
+
+def rtl_digest(*extra: Path) -> str:
+    """Hash of the hand-written RTL library and of ``extra`` files (a cache key for what they produce).
+
+    Build steps whose results follow the RTL (measured FIFO depths, bitstreams) key on it, as the
+    code fingerprint covers Python only.
+    """
+    h = hashlib.sha256()
+    for f in sorted({*RTL_DIR.rglob("*.sv"), *RTL_DIR.rglob("*.v")}) + sorted(extra):
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:16]
 
 
 class Unsupported(Exception):

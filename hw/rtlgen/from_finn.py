@@ -85,7 +85,13 @@ def mvtu_from_node(model, node) -> MVTU:
         ram_style_thresh=inst.get_nodeattr("ram_style_thresholds") if "ram_style_thresholds"
         in inst.get_nodeattr_types() else "distributed",
         **({"max_levels": levels} if levels > 0 else {}),
+        lut_products=wants_lut_products(inst),
     )
+
+
+def wants_lut_products(inst) -> bool:
+    """Whether an MVAU asks for its k-bit products in LUTs (FINN's resType "lut")."""
+    return "resType" in inst.get_nodeattr_types() and inst.get_nodeattr("resType") == "lut"
 
 
 def mvau_layer(model, node, workdir: Path, mem_dir: Path | None = None) -> LayerRTL:

@@ -41,6 +41,7 @@ class MVTU:
     in_bits/in_signed: the input element type (XNOR mode: 1, unsigned).
     out_bits/out_bias: output element width and the value added to the threshold count.
     max_levels: LUT levels one pipeline stage may have (the clock's limit, hw/rtlgen/timing.py).
+    lut_products: k-bit products in LUTs (FINN's resType "lut"), never in DSP slices.
     """
 
     weights: np.ndarray
@@ -56,6 +57,7 @@ class MVTU:
     ram_style: str = "auto"
     ram_style_thresh: str = "distributed"
     max_levels: int = DEFAULT_MAX_LEVELS
+    lut_products: bool = False
 
     def __post_init__(self):
         w = np.asarray(self.weights).astype(np.int64)
@@ -213,6 +215,7 @@ class MVTU:
             "THRESH_FILE": f"{prefix}_thresholds.dat", "RAM_STYLE": self.ram_style,
             "RAM_STYLE_THRESH": self.ram_style_thresh,
             "PIPE": VerilogLiteral(f"32'h{pipe:x}"), "THRESH_PIPE": int(thresh_pipe),
+            "LUT_PRODUCTS": int(self.lut_products),
         }
 
     def layer(self, name: str, exp_cycles: int | None = None, mem_dir=None) -> LayerRTL:

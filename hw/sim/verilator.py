@@ -22,7 +22,6 @@ import numpy as np
 from bnn2fpga.hw.sim.testbench import Ports, testbench_cpp
 
 REPO = Path(__file__).resolve().parents[2]
-RTL_DIR = REPO / "hw" / "rtl"
 # C++ optimisation trades build time for simulation speed; -O1 builds the whole
 # cbcnn-mnist design in about a minute on two cores and still runs ~1M cycles/s.
 CFLAGS = "-O1 -std=c++20"

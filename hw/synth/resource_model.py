@@ -55,13 +55,15 @@ class MvtuShape:
     acc_bits: int
     n_thres: int       # thresholds per output (0: no activation)
     ram_style: str     # weight ROM: "auto", "block" or "distributed"
+    lut_products: bool = False  # k-bit products in LUTs whatever their width (resType "lut")
 
     @classmethod
     def of(cls, mvtu) -> "MvtuShape":
         """The shape of an ``hw.rtlgen.mvtu.MVTU``."""
         return cls(pe=mvtu.pe, simd=mvtu.simd, nf=mvtu.nf, sf=mvtu.sf, xnor=bool(mvtu.xnor), in_bits=mvtu.in_bits,
                    w_bits=mvtu.w_bits, acc_bits=mvtu.acc_bits,
-                   n_thres=0 if mvtu.thr is None else int(mvtu.thr.shape[1]), ram_style=mvtu.ram_style)
+                   n_thres=0 if mvtu.thr is None else int(mvtu.thr.shape[1]), ram_style=mvtu.ram_style,
+                   lut_products=bool(mvtu.lut_products))
 
     def with_pe(self, pe: int) -> "MvtuShape":
         """The same layer with ``pe`` PEs (same SIMD, widths and memory depth per PE), as per-PE counting has it."""
@@ -83,11 +85,12 @@ def logic_features(s: MvtuShape, dsp_min_product_bits: int = 1 << 30) -> np.ndar
 
     Lanes are counted by kind: XNOR (1-bit), binary weights on k-bit inputs (per input bit),
     k-bit products in LUTs (per lane and per product bit) or, from ``dsp_min_product_bits``
-    on, in DSP slices (Yosys' choice, fitted like the ROMs' BRAM rule).
+    on, in DSP slices (Yosys' choice, fitted like the ROMs' BRAM rule) unless the layer asks
+    for LUT products.
     """
     lanes = s.pe * s.simd
     kbit = not s.xnor and s.w_bits > 1
-    dsp = kbit and s.in_bits * s.w_bits >= dsp_min_product_bits
+    dsp = kbit and not s.lut_products and s.in_bits * s.w_bits >= dsp_min_product_bits
     # A threshold memory of one word is a constant (compared against, not stored).
     words = math.ceil(s.nf / 64) if s.nf > 1 else 0
     thr_bits = s.pe * s.n_thres * s.acc_bits

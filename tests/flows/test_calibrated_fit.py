@@ -100,8 +100,10 @@ def test_synth_says_does_not_fit_when_yosys_totals_exceed_the_ceiling(tiny, monk
     assert main(["synth", str(tiny.out_dir)]) == 4
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "does not fit" in err[0] and "LUT" in err[0] and "Yosys" in err[0]
+    assert "rebuild with --margin" in err[0]  # the tiny design's estimate was far below Yosys' fake count
     section = load_report(tiny.out_dir)["yosys"]
     assert section["fits"] is False and "does not fit" in section["fit_message"]
+    assert "--margin" in section["fit_message"]  # verify's one line reads it from here
     assert set(section["model_check"]["layers"]) == set(names)
 
     under = 45_219 // len(names) - 1
@@ -109,6 +111,30 @@ def test_synth_says_does_not_fit_when_yosys_totals_exceed_the_ceiling(tiny, monk
     assert main(["synth", str(tiny.out_dir)]) == 0
     assert "fits by synthesis" in capsys.readouterr().out
     assert load_report(tiny.out_dir)["yosys"]["fits"] is True
+
+
+def test_a_design_over_by_synthesis_gets_the_margin_to_rebuild_with(tiny, monkeypatch):
+    import bnn2fpga.flows.synth as synth
+    from bnn2fpga.boards import get_board
+    from bnn2fpga.flows import folding
+    from bnn2fpga.flows.config import Target
+
+    board = get_board("pynq-z2")
+    fit = synth.synthesized_fit(_fake_run(["a", "b"], 24_000), board, 0.85)  # 48,000 LUT by Yosys: 90%
+    assert not fit.fits
+    # The estimate had 43,200, 90% of Yosys' count: leave 10% of the ceiling free.
+    hint = synth.margin_hint(fit, {"fit": {"used": {"LUT": 43_200.0, "BRAM_18K": 0.0}}})
+    assert "--margin 0.10" in hint and "90%" in hint
+    # No estimate to compare with, or one that counted more than Yosys: no advice.
+    assert synth.margin_hint(fit, {}) == ""
+    assert synth.margin_hint(fit, {"fit": {"used": {"LUT": 50_000.0}}}) == ""
+    # The search holds the estimate under the ceiling less the margin.
+    model = _folded(tiny)
+    seen = []
+    real = folding.search
+    monkeypatch.setattr(folding, "search", lambda m, b, ceiling, **k: seen.append(ceiling) or real(m, b, ceiling, **k))
+    folding.apply_target(model, Target(ceiling=0.8, margin=0.25), board)
+    assert seen == [pytest.approx(0.6)]
 
 
 def test_the_measured_fifos_count_toward_the_synthesized_fit(tiny, monkeypatch):

@@ -142,3 +142,67 @@ def test_the_stage_passes_the_sized_design_and_catches_a_fifo_below_its_peak(siz
     stage = _verify(result)
     assert stage.status == "mismatch" and stage.detail.startswith("throughput:"), stage.detail
     assert "Pool_rtl_0->MVAUXnor_rtl_1 (2)" in stage.detail
+
+
+@needs_verilator
+def test_the_free_running_check_deepens_a_fifo_that_slows_the_design(sized):
+    """A FIFO sized below what the free-running design needs (the pool's, at FINN's minimal 2) is
+    doubled by ``confirm`` until the design runs at the rate measured with deep FIFOs again."""
+    from dataclasses import replace
+
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from bnn2fpga.flows import fifo_sizing
+    from bnn2fpga.hw.sim.graph_sim import build_design, run_frames
+
+    result, _ = sized
+
+    model = ModelWrapper(str(model_file(result.out_dir, "minimize_bit_width")))
+    info = result.info["fifos"]
+    rows = [fifo_sizing.FifoRow(**r) for r in info["fifos"]]
+    short = [replace(r, depth=2) if r.consumer == "MVAUXnor_rtl_1" else r for r in rows]
+    assert short != rows
+    sizing = fifo_sizing.Sizing("verilator", info["cycles_per_frame"], fifos=short, sized_for=info["sized_for"])
+    logged = []
+    sized_model, checked = fifo_sizing.confirm(model, sizing, "xc7z020clg400-1", log=logged.append)
+    fc_in = next(r for r in checked.fifos if r.consumer == "MVAUXnor_rtl_1")
+    assert fc_in.depth > 2 and checked.widened and logged, (fc_in, checked.note)
+    # Only the FIFO that ran full changed, and the checked design keeps the rate.
+    assert [r.depth for r in checked.fifos if r.consumer != "MVAUXnor_rtl_1"] == \
+           [r.depth for r in short if r.consumer != "MVAUXnor_rtl_1"]
+    design = build_design(sized_model)
+    try:
+        run = run_frames(design, fifo_sizing._random_frames(sized_model, 8))
+    finally:
+        design.close()
+    assert run.cycles_per_frame <= info["sized_for"]
+
+
+def test_the_rate_is_taken_past_the_pipeline_fill(monkeypatch):
+    """blinknet-hybrid's sized design, measured: the first intervals include the pipeline filling
+    (98,786, 98,432, 98,432), then 98,304 for good. The median of 6 frames (5 intervals) said
+    98,432, and the Verilator stage called the sized FIFOs too short; the steady state is 98,304."""
+    import types
+
+    import numpy as np
+
+    from bnn2fpga.flows import fifo_sizing
+    from bnn2fpga.hw.sim import graph_sim
+
+    asked = []
+
+    def fake_run(design, frames, **kw):
+        n = len(frames)
+        asked.append(n)
+        gaps = ([98_786, 98_432, 98_432] + [98_304] * n)[:n - 1]
+        ends = 225_672 + np.concatenate([[0], np.cumsum(gaps)])
+        median = float(np.median(np.diff(ends)))
+        return types.SimpleNamespace(frame_ends=ends, latency_cycles=225_672, cycles_per_frame=median)
+
+    monkeypatch.setattr(graph_sim, "run_frames", fake_run)
+    monkeypatch.setattr(fifo_sizing, "_random_frames", lambda model, n, seed=0: np.zeros((n, 1)))
+    assert fake_run(None, np.zeros((6, 1))).cycles_per_frame == 98_432  # what the stage judged by
+    rate, run = fifo_sizing.steady_run(None, None)
+    assert rate == 98_304
+    # Latency of about 3 frames: twice (3 + SETTLE_FRAMES) frames, so the second half is settled.
+    assert asked[-1] >= 2 * (3 + fifo_sizing.SETTLE_FRAMES)

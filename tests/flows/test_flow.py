@@ -146,6 +146,8 @@ def test_interrupted_step_is_redone(mnist_build, tmp_path):
         (dict(onnx="/no/such.onnx"), "ONNX file not found"),
         (dict(), "either a model name or --onnx"),
         (dict(model="cbcnn", ceiling=1.5), "--ceiling"),
+        (dict(model="cbcnn", margin=1.0), r"--margin must be in \[0, 1\), got 1.0"),
+        (dict(model="cbcnn", margin=-0.1), "--margin must be in"),
         (dict(model="cbcnn", binary_mvau="vhdl"), "--binary-mvau must be one of rtl, hls"),
     ],
 )

@@ -31,6 +31,9 @@ class Entry:
     input_shape: tuple[int, ...]
     covers: str
     input_range: tuple[float, float] = (0.0, 1.0)  # the float range real inputs come in
+    # make test builds it for this many frames/s: at the default search these small MLPs fold to a
+    # few cycles per frame, whose Verilator compile takes minutes; make bench runs both.
+    test_fps: float | None = None
 
 
 def spread_batchnorm(model: nn.Module, seed: int) -> nn.Module:
@@ -312,6 +315,10 @@ def resnet_add() -> nn.Module:
 # --- FINN's reference networks (brevitas_examples.bnn_pynq) ---------------------------------
 
 
+#: The throughput make test builds FINN's TFC and SFC for (2,000 cycles per frame at 100 MHz).
+FC_TEST_FPS = 50_000.0
+
+
 def _bnn_pynq(name: str) -> Callable[[], nn.Module]:
     def make() -> nn.Module:
         from brevitas_examples.bnn_pynq import models
@@ -369,15 +376,18 @@ CORPUS: dict[str, Entry] = {e.name: e for e in [
           "max pool, Reshape between conv and linear"),
     Entry("resnet-add", resnet_add, (1, 12, 12), "residual add of two branches sharing one QuantIdentity, "
           "4-bit weights and activations, QuantReLU after the add"),
-    Entry("tfc-1w1a", _bnn_pynq("tfc_1w1a"), (1, 28, 28), "FINN TFC-1W1A: 2x - 1 input, TensorNorm"),
-    Entry("tfc-1w2a", _bnn_pynq("tfc_1w2a"), (1, 28, 28), "FINN TFC-1W2A: binary weights, 2-bit activations"),
-    Entry("tfc-2w2a", _bnn_pynq("tfc_2w2a"), (1, 28, 28), "FINN TFC-2W2A: 2-bit weights and activations"),
+    Entry("tfc-1w1a", _bnn_pynq("tfc_1w1a"), (1, 28, 28), "FINN TFC-1W1A: 2x - 1 input, TensorNorm",
+          test_fps=FC_TEST_FPS),
+    Entry("tfc-1w2a", _bnn_pynq("tfc_1w2a"), (1, 28, 28), "FINN TFC-1W2A: binary weights, 2-bit activations",
+          test_fps=FC_TEST_FPS),
+    Entry("tfc-2w2a", _bnn_pynq("tfc_2w2a"), (1, 28, 28), "FINN TFC-2W2A: 2-bit weights and activations",
+          test_fps=FC_TEST_FPS),
     Entry("sfc-1w1a", _bnn_pynq("sfc_1w1a"), (1, 28, 28), "FINN SFC-1W1A (256 wide): binary weights and "
-          "activations, 1-bit input"),
+          "activations, 1-bit input", test_fps=FC_TEST_FPS),
     Entry("sfc-1w2a", _bnn_pynq("sfc_1w2a"), (1, 28, 28), "FINN SFC-1W2A (256 wide): binary weights, 2-bit "
-          "activations"),
+          "activations", test_fps=FC_TEST_FPS),
     Entry("sfc-2w2a", _bnn_pynq("sfc_2w2a"), (1, 28, 28), "FINN SFC-2W2A (256 wide): 2-bit weights and "
-          "activations"),
+          "activations", test_fps=FC_TEST_FPS),
     Entry("lfc-1w1a", _bnn_pynq("lfc_1w1a"), (1, 28, 28), "FINN LFC-1W1A (1024 wide): binary weights and "
           "activations"),
     Entry("lfc-1w2a", _bnn_pynq("lfc_1w2a"), (1, 28, 28), "FINN LFC-1W2A (1024 wide): binary weights, 2-bit "

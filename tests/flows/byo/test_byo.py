@@ -41,12 +41,21 @@ def _inputs(entry, result, n=2):
                        float_ops=result.info.get("input_float_ops"), value_range=entry.input_range)
 
 
+def _corpus_params():
+    # make test: each model once (the small MLPs at their test throughput); make bench: the
+    # slow models, and the MLPs at the default search too.
+    for n, e in corpus.CORPUS.items():
+        bench = n in corpus.BENCH_ONLY
+        yield pytest.param(n, e.test_fps, id=n, marks=[pytest.mark.bench] if bench else [])
+        if e.test_fps is not None and not bench:
+            yield pytest.param(n, None, id=f"{n}-default-search", marks=[pytest.mark.bench])
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.bench) if n in corpus.BENCH_ONLY else n
-                                  for n in corpus.CORPUS])
-def test_corpus_model_is_bit_exact_at_every_stage_and_in_verilator(name, tmp_path):
+@pytest.mark.parametrize(("name", "fps"), list(_corpus_params()))
+def test_corpus_model_is_bit_exact_at_every_stage_and_in_verilator(name, fps, tmp_path):
     entry = corpus.CORPUS[name]
-    model, result = _build(name, tmp_path)
+    model, result = _build(name, tmp_path, fps=fps)
     inputs = _inputs(entry, result)
     assert set(inputs.kinds) == {"random", "range", "tie"}
     verdict = verify_build(result, inputs, corpus.reference(model, inputs.x), log=lambda m: None, workers=1)
@@ -228,7 +237,8 @@ def test_verify_command_puts_inputs_on_the_grid_through_the_float_preprocessing(
     real_make = verify.make_inputs
     monkeypatch.setattr(verify, "make_inputs", lambda *a, **k: made.append(real_make(*a, **k)) or made[-1])
     path, _ = corpus.export("tfc-1w1a", tmp_path / "src")
-    assert main(["verify", "--onnx", str(path), "--inputs", "2", "--out", str(tmp_path / "b")]) == 0
+    assert main(["verify", "--onnx", str(path), "--inputs", "2", "--out", str(tmp_path / "b"),
+                 "--fps", str(corpus.FC_TEST_FPS)]) == 0
     assert "verdict: bit-exact at every stage that ran" in capfd.readouterr().out
     ties = made[0].x[[k == "tie" for k in made[0].kinds]]
     assert len(ties) == 2 and np.all(ties == 0.5)

@@ -22,7 +22,7 @@ def test_stream_packing_round_trips_signed_and_wide_beats():
 
 
 def _mvtu_case(rng, mw, mh, pe, simd, xnor=True, n_thres=1, in_bits=1, in_signed=False, out_bits=1,
-               out_bias=0, noact=False, w_bits=1, max_levels=8):
+               out_bias=0, noact=False, w_bits=1, max_levels=8, lut_products=False):
     from bnn2fpga.hw.rtlgen.mvtu import MVTU
 
     if w_bits > 1:
@@ -37,7 +37,7 @@ def _mvtu_case(rng, mw, mh, pe, simd, xnor=True, n_thres=1, in_bits=1, in_signed
         scale = (1 << in_bits) * mw // 4
         thr = np.sort(rng.integers(-scale, scale, (mh, n_thres)), axis=1)
     return MVTU(w, None if noact else thr, pe, simd, xnor=xnor, in_bits=in_bits, in_signed=in_signed,
-                out_bits=out_bits, out_bias=out_bias, max_levels=max_levels)
+                out_bits=out_bits, out_bias=out_bias, max_levels=max_levels, lut_products=lut_products)
 
 
 def _inputs(rng, m, n):
@@ -67,6 +67,11 @@ CASES = {
     "uint8-tree-split": (18, 8, 2, 9, {"xnor": False, "in_bits": 8, "max_levels": 6}),
     "int4-noact-every-stage": (12, 4, 2, 3, {"xnor": False, "in_bits": 4, "in_signed": True, "w_bits": 4,
                                              "noact": True, "out_bits": 9, "max_levels": 1}),
+    # Products as shift-and-add (resType "lut"): signed and unsigned inputs, an odd weight width.
+    "int4-lut-products": (16, 8, 2, 4, {"xnor": False, "in_bits": 4, "in_signed": True, "w_bits": 4,
+                                        "lut_products": True}),
+    "uint8-int3-lut-products-noact": (12, 6, 3, 4, {"xnor": False, "in_bits": 8, "w_bits": 3, "noact": True,
+                                                    "out_bits": 16, "lut_products": True, "max_levels": 4}),
 }
 
 
@@ -439,3 +444,22 @@ def test_a_residual_fork_and_join_is_stitched_with_deadlock_free_fifos():
     run = simulate(top, x, out_signed=False, seed=5, gap_pct=30, stall_pct=30)
     assert np.array_equal(run.out, 3 * x)
 
+
+
+def test_rtl_digest_follows_the_library_and_the_extra_files(tmp_path, monkeypatch):
+    """The key of the steps whose results follow the RTL (FIFO depths, bitstreams) sees every source."""
+    import shutil
+
+    from bnn2fpga.hw.rtlgen import base
+
+    extra = tmp_path / "flow.py"
+    extra.write_text("x = 1\n")
+    before = base.rtl_digest(extra)
+    extra.write_text("x = 2\n")
+    assert base.rtl_digest(extra) != before
+    lib = tmp_path / "rtl"
+    shutil.copytree(base.RTL_DIR, lib)
+    monkeypatch.setattr(base, "RTL_DIR", lib)
+    same = base.rtl_digest()
+    (lib / "xnor_mvtu.sv").write_text((lib / "xnor_mvtu.sv").read_text() + "\n// changed\n")
+    assert base.rtl_digest() != same

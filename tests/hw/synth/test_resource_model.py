@@ -67,6 +67,10 @@ def test_prediction_is_rom_plus_per_pe_logic():
     k = rm.MvtuShape(**{**s.__dict__, "xnor": False, "in_bits": 4, "w_bits": 4})
     assert rm.logic_features(k, 16)[rm.LOGIC_FEATURES.index("dsp_lane")] == 32
     assert rm.logic_features(k, 17)[rm.LOGIC_FEATURES.index("product_bit")] == 32 * 16
+    # ... unless the layer asks for LUT products (resType "lut"), whatever their width.
+    lut = rm.MvtuShape(**{**k.__dict__, "lut_products": True})
+    assert rm.logic_features(lut, 16)[rm.LOGIC_FEATURES.index("dsp_lane")] == 0
+    assert rm.logic_features(lut, 16)[rm.LOGIC_FEATURES.index("product_bit")] == 32 * 16
     # "auto" goes to BRAM only at the fitted depth and size.
     assert not m.rom_in_bram(64, 256, "auto") and m.rom_in_bram(64, 512, "auto") and not m.rom_in_bram(4, 512, "auto")
 

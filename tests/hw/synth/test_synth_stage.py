@@ -224,6 +224,20 @@ def test_per_pe_count_matches_whole_layer_synthesis(tmp_path):
     assert per_pe["BRAM_18K"] == whole["BRAM_18K"] and per_pe["levels"] >= 1
 
 
+@needs_yosys
+def test_lut_products_take_no_dsp_slice():
+    """resType "lut" keeps 4 x 4-bit products out of the DSP slices Yosys gives the multiply."""
+    from bnn2fpga.hw.rtlgen.mvtu import MVTU
+    from bnn2fpga.hw.synth.yosys import synthesize
+
+    rng = np.random.default_rng(4)
+    w, thr = rng.integers(-8, 8, (16, 4)), np.sort(rng.integers(-200, 200, (4, 3)), axis=1)
+    counts = {lut: synthesize(MVTU(w, thr, 2, 8, xnor=False, in_bits=4, out_bits=2, lut_products=lut).layer("L"))
+              for lut in (False, True)}
+    assert counts[False]["DSP"] > 0, counts[False]
+    assert counts[True]["DSP"] == 0 and counts[True]["LUT"] > counts[False]["LUT"], counts
+
+
 # --- pipelining for the depth limit ---------------------------------------------------------
 
 
