@@ -124,17 +124,15 @@ def rom_rtl(name: str, words: list[int], width: int, depth: int, style: str) -> 
 
 def _sub_mvtu(mvtu, k: int):
     """The MVTU of the first ``k`` PEs of ``mvtu``: same SIMD, widths and memory depth per PE."""
-    from bnn2fpga.hw.rtlgen.mvtu import MVTU
+    import dataclasses
 
     rows = [nf * mvtu.pe + p for nf in range(mvtu.nf) for p in range(k)]
     thr = mvtu.thresholds
     if thr is not None:
         thr = np.asarray(thr)
         thr = thr if thr.shape[0] == 1 else thr[rows]
-    return MVTU(mvtu.weights[:, rows], thr, k, mvtu.simd, xnor=mvtu.xnor, in_bits=mvtu.in_bits,
-                in_signed=mvtu.in_signed, out_bits=mvtu.out_bits, out_bias=mvtu.out_bias,
-                n_vectors=mvtu.n_vectors, ram_style=mvtu.ram_style, ram_style_thresh=mvtu.ram_style_thresh,
-                max_levels=mvtu.max_levels)
+    # Every other field as the layer has it (a hand copy once lost lut_products: multipliers per PE).
+    return dataclasses.replace(mvtu, weights=mvtu.weights[:, rows], thresholds=thr, pe=k)
 
 
 def per_pe_jobs(name: str, mvtu, whole_rom: bool = True) -> list[Job]:

@@ -97,6 +97,12 @@ def test_per_pe_parts_keep_simd_widths_and_depth():
     assert (sub.pe, sub.simd, sub.nf, sub.sf) == (2, 8, m.nf, m.sf)
     assert sub.weight_words() == [w & 0xFFFF for w in m.weight_words()]  # PEs 0 and 1, lane for lane
     assert sorted(j.part for j in per_pe_jobs("L", m)) == ["pe1", "pe2", "rom", "rom1", "rom2"]
+    # A k-bit layer's parts keep every setting of the layer: LUT products (resType "lut") stay LUT products.
+    kbit = MVTU(rng.integers(-8, 8, (32, 16)), None, 4, 8, xnor=False, in_bits=4, out_bits=12, lut_products=True,
+                max_levels=5, ram_style="block")
+    part = _sub_mvtu(kbit, 1)
+    assert (part.lut_products, part.max_levels, part.ram_style, part.w_bits) == (True, 5, "block", kbit.w_bits)
+    assert part.params("p")["LUT_PRODUCTS"] == 1
     parts = {"pe1": {"LUT": 30, "FF": 20}, "pe2": {"LUT": 40, "FF": 25}, "rom": {"LUT": 8}, "rom1": {"LUT": 2},
              "rom2": {"LUT": 4}}
     got = combine_per_pe(parts, 4)
