@@ -52,7 +52,7 @@ def measure(model: str, out: Path, board_name: str = BOARD, cold: bool = False, 
     from bnn2fpga.flows.config import make_config
     from bnn2fpga.flows.report import load_report
     from bnn2fpga.flows.runner import run_build
-    from bnn2fpga.flows.synth import add_to_report, model_errors, synthesized_fit
+    from bnn2fpga.flows.synth import add_to_report, synthesized_fit
     from bnn2fpga.hw.synth.yosys import synth_cache_dir
 
     board = get_board(board_name)
@@ -73,8 +73,9 @@ def measure(model: str, out: Path, board_name: str = BOARD, cold: bool = False, 
         if cold_cache is not None:
             shutil.rmtree(cold_cache, ignore_errors=True)
     fit = synthesized_fit(run, board, float(result.info["fit"]["ceiling"]))
-    add_to_report(build, run, fit=fit, board=board)
-    row = row_of(model, board, load_report(build), run, model_errors(build, run, board))
+    add_to_report(build, run, fit=fit, board=board)  # prices every layer for the report's model_check
+    report = load_report(build)
+    row = row_of(model, board, report, run, report["yosys"]["model_check"])
     row.update(build_s=build_s, build_load=load, first=first, cached=cached, cold=cold, fits_by_yosys=fit.fits,
                syntheses=syntheses(again), date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
     (out / f"{model}-{board_name}.json").write_text(json.dumps(row, indent=2))

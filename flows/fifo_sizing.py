@@ -172,7 +172,7 @@ def measure(model, part: str, log=logger.info, jobs: int = 2) -> Sizing:
                 n *= 2
         finally:
             design.close()
-        full = [j for j, e in enumerate(edges) if e.src and e.dst and run.fifo_peaks.get(j, (0,))[0] >= e.depth]
+        full = full_fifos(edges, run)
         if not full:
             break
         # A FIFO that filled up measured only itself: measure again with it four times deeper.
@@ -232,7 +232,13 @@ def confirm(model, sizing: Sizing, part: str, log=logger.info):
                 r = replace(r, depth=2 * r.depth, ram_style=style, LUT=lut, BRAM_18K=bram)
             rows.append(r)
         sizing = replace(sizing, fifos=rows, widened=sizing.widened + sorted(full))
-    return apply(model, sizing), sizing
+    raise AssertionError("unreachable: the last round returns")
+
+
+def full_fifos(edges, run) -> set[int]:
+    """The inter-layer FIFOs (edge indices) that held as many entries as they are deep during ``run``."""
+    return {j for j, e in enumerate(edges)
+            if e.src is not None and e.dst is not None and run.fifo_peaks.get(j, (0,))[0] >= e.depth}
 
 
 def frontier(edges, run) -> list[int]:
@@ -241,8 +247,7 @@ def frontier(edges, run) -> list[int]:
     A FIFO too short for its consumer's needs fills, its producer stops and every FIFO upstream
     fills in turn: only the most downstream full ones are the cause.
     """
-    full = {j for j, e in enumerate(edges)
-            if e.src is not None and e.dst is not None and run.fifo_peaks.get(j, (0,))[0] >= e.depth}
+    full = full_fifos(edges, run)
     out_of = {}
     for j in full:
         out_of.setdefault(edges[j].src[0], set()).add(j)

@@ -239,7 +239,10 @@ def weights_to_bram(model, board: Board, ceiling: float):
 def place_weights(model, board: Board, ceiling: float):
     """Weight ROMs into LUTs or BRAM, whichever the resource left over asks for; returns (model, fit)."""
     model, fit = weights_to_luts(model, board, ceiling)
-    return weights_to_bram(model, board, ceiling) if set(fit.over()) == {"LUT"} else (model, fit)
+    if set(fit.over()) != {"LUT"}:
+        return model, fit
+    # weights_to_bram's own first step, on the fit just priced (the search calls this at every budget)
+    return _move_roms(model, board, ceiling, fit, "block", short="LUT", spare="BRAM_18K")
 
 
 def _move_roms(model, board: Board, ceiling: float, fit: Fit, style: str, short: str, spare: str):

@@ -64,8 +64,7 @@ def rtlsim_stage(build, host_x: np.ndarray, ref: np.ndarray | None, kinds: list[
     log = log or logger.info
     from bnn2fpga.flows import ops
     from bnn2fpga.hw import finn_env
-    from bnn2fpga.flows.runner import model_file
-    from bnn2fpga.flows.steps import FOLDED_MODEL_STEP, SIZED_MODEL_STEP
+    from bnn2fpga.flows.runner import hardware_model_file
     from bnn2fpga.flows.compare import StageResult, compare
     from bnn2fpga.hw.rtlgen.from_finn import Unsupported, unsupported
     from bnn2fpga.hw.sim import verilator
@@ -75,11 +74,9 @@ def rtlsim_stage(build, host_x: np.ndarray, ref: np.ndarray | None, kinds: list[
     if missing:
         return StageResult(STAGE, "not run", f"needs {' and '.join(missing)}")
     # The FIFO depths the build measured, when it got that far; else the fixed ones.
-    path = model_file(build.out_dir, SIZED_MODEL_STEP)
-    if not path.exists():
-        path = model_file(build.out_dir, FOLDED_MODEL_STEP)
+    path = hardware_model_file(build.out_dir)
     parent_path = build.out_dir / "dataflow_parent.onnx"
-    if not path.exists() or not parent_path.exists():
+    if path is None or not parent_path.exists():
         return StageResult(STAGE, "not run", "build stopped before 'minimize_bit_width'")
     if ref is None:
         return StageResult(STAGE, "not run", "no reference output to compare with")

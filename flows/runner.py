@@ -68,6 +68,17 @@ def model_file(out_dir: Path, step: str) -> Path:
     return build_dir.steps_dir(out_dir) / f"{idx:02d}_{step}.onnx"
 
 
+def hardware_model_file(out_dir: Path) -> Path | None:
+    """The dataflow model the hardware is made from: with the measured FIFO depths once the build
+    sized them, else the folded one; None before the build got that far."""
+    from bnn2fpga.flows.steps import FOLDED_MODEL_STEP, SIZED_MODEL_STEP
+
+    for step in (SIZED_MODEL_STEP, FOLDED_MODEL_STEP):
+        if model_file(out_dir, step).exists():
+            return model_file(out_dir, step)
+    return None
+
+
 def load_state(out_dir: Path) -> dict:
     """The saved build state (empty when there is none, or it is unreadable or of another shape)."""
     try:

@@ -12,7 +12,7 @@ from typing import Callable
 
 from bnn2fpga.flows import build_dir, ecp5, ops
 from bnn2fpga.hw import finn_env
-from bnn2fpga.flows.config import BuildConfig
+from bnn2fpga.flows.config import BuildConfig, file_digest
 from bnn2fpga.errors import DoesNotFit, ToolMissing, UserError
 
 # Ops that FINN can streamline away or map to hardware. Anything else is reported at
@@ -625,11 +625,9 @@ def _folding_key(cfg: BuildConfig) -> str:
 
 def _resource_model_digest() -> str:
     # A recalibrated model prices layers differently: the search and the fit check run again.
-    import hashlib
-
     from bnn2fpga.hw.synth.resource_model import MODEL_FILE
 
-    return hashlib.sha256(MODEL_FILE.read_bytes()).hexdigest()[:16] if MODEL_FILE.exists() else "none"
+    return file_digest(MODEL_FILE)[:16] if MODEL_FILE.exists() else "none"
 
 
 def _rtl_key(cfg: BuildConfig) -> str:

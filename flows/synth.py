@@ -381,6 +381,24 @@ def margin_hint(fit, info: dict) -> str:
             "for a folding that fits by synthesis")
 
 
+def judged_fit(run: SynthRun, board, info: dict):
+    """``synthesized_fit`` against the build's ceiling and FIFOs; None when it cannot be judged.
+
+    A design that fits without some layers (no RTL, or Yosys could not read them) may not fit
+    with them; one over the ceiling without them is over all the more (a lower bound).
+    """
+    fit = synthesized_fit(run, board, _ceiling(info), info.get("fifos"))
+    return None if fit.fits and (run.no_rtl() or run.failed()) else fit
+
+
+def verdict_line(fit, run: SynthRun, info: dict) -> str:
+    """``fit_line``, and for a design that does not fit: whether it is a lower bound and the margin to rebuild with."""
+    if fit.fits:
+        return fit_line(fit)
+    missing = f" (a lower bound: {len(run.failed())} layers did not synthesize)" if run.failed() else ""
+    return fit_line(fit) + missing + margin_hint(fit, info)
+
+
 def totals_line(check: dict) -> str:
     """One line: FINN's estimate, the calibrated model and Yosys, summed over the synthesized layers."""
     t = check["totals"]
@@ -470,15 +488,12 @@ def synth_stage(build, log: Callable[[str], None] | None = None, workers: int | 
         return StageResult(STAGE, "not run", f"build stopped before '{FOLDED_MODEL_STEP}'")
     board = get_board(build.info["board"])
     run = synthesize_build(build.out_dir, log=log, workers=workers, per_pe_lanes=per_pe_lanes, board=board)
-    fit = synthesized_fit(run, board, _ceiling(build.info), build.info.get("fifos"))
-    if fit.fits and (run.no_rtl() or run.failed()):  # what was not synthesized may not fit
-        fit = None
-    hint = margin_hint(fit, build.info) if fit is not None and not fit.fits else ""
+    fit = judged_fit(run, board, build.info)
     add_to_report(build.out_dir, run, fit=fit, board=board, info=build.info)
-    # Over the ceiling with layers missing is over all the more: the count is a lower bound.
     status = DOES_NOT_FIT if fit is not None and not fit.fits else ("failed" if run.failed() else "synthesized")
     ok = sum("error" not in r for r in run.layers.values())
-    detail = stage_detail(run, board) if fit is None else f"{fit_line(fit)}{hint}; {stage_detail(run, board)}"
+    detail = (stage_detail(run, board) if fit is None
+              else f"{verdict_line(fit, run, build.info)}; {stage_detail(run, board)}")
     return StageResult(STAGE, status, detail, ok, len(run.layers))
 
 
@@ -506,10 +521,10 @@ def add_to_report(out_dir: Path, run: SynthRun | dict[str, dict], merge: bool = 
     if isinstance(run, dict):  # per-layer results only (older callers)
         run = SynthRun(family="xc7", clock_mhz=100.0, layers=run)
     extra = {}
-    over = fit is not None and not fit.fits and info is not None
-    margin, hint = (margin_for(fit, info), margin_hint(fit, info)) if over else (None, "")
     if fit is not None and not merge:  # a run on some layers only says nothing about the whole design
-        extra.update(fits=fit.fits, fit_message=fit_line(fit) + hint, suggested_margin=margin)
+        over = not fit.fits and info is not None
+        extra.update(fits=fit.fits, fit_message=verdict_line(fit, run, info) if info is not None else fit_line(fit),
+                     suggested_margin=margin_for(fit, info) if over else None)
     if board is not None and not merge:
         extra["model_check"] = model_errors(Path(out_dir), run, board)
     return add_yosys(out_dir, run.layers, tool_name(run.family), level_limit=run.level_limit, merge=merge,
@@ -569,17 +584,16 @@ def run_cli(args) -> int:
     run = synthesize_build(args.build_dir, args.layers or None, workers=args.jobs, per_pe_lanes=args.per_pe_above,
                            board=board)
     info = load_state(args.build_dir).get("info") or {}
-    fit = synthesized_fit(run, board, _ceiling(info), info.get("fifos")) if not args.layers else None
-    if fit is not None and fit.fits and (run.no_rtl() or run.failed()):  # what was not synthesized may not fit
-        fit = None
-    hint = margin_hint(fit, info) if fit is not None and not fit.fits else ""
-    print(f"report: {add_to_report(args.build_dir, run, merge=bool(args.layers), fit=fit, board=board, info=info)}")
-    if not args.layers:
-        print(totals_line(model_errors(args.build_dir, run, board)))
+    fit = judged_fit(run, board, info) if not args.layers else None
+    path = add_to_report(args.build_dir, run, merge=bool(args.layers), fit=fit, board=board, info=info)
+    print(f"report: {path}")
+    if not args.layers:  # the report has just priced every layer for its model check
+        from bnn2fpga.flows.report import load_report
+
+        print(totals_line(load_report(args.build_dir)["yosys"]["model_check"]))
     if fit is not None:
         if not fit.fits:
-            missing = f" (a lower bound: {len(run.failed())} layers did not synthesize)" if run.failed() else ""
-            raise DoesNotFit(fit_line(fit) + missing + hint)
+            raise DoesNotFit(verdict_line(fit, run, info))
         print(fit_line(fit))
     return 0 if not run.failed() else 1
 
