@@ -9,7 +9,8 @@ so a step that turns quadratic again shows up as k near 2.
 
 Graphs (``--graphs``): any deployable zoo model name, or ``presb-lite-B1B2B3B4`` for a
 PresB-Net at ``presb-net-18-lite``'s widths with that many blocks per stage
-(``presb-lite-2222`` is ``presb-net-18-lite``, ~730 nodes, the slowest by far).
+(``presb-lite-2222`` is ``presb-net-18-lite``, ~730 nodes, the slowest by far). A graph is built
+for the PYNQ-Z2 unless it names a board: ``presb-net-18-deploy@zcu104``.
 ``--keep DIR`` keeps every build folder (to compare step models between two versions
 of the flow with ``--compare``).
 """
@@ -66,21 +67,28 @@ def _nodes(path: Path) -> int:
     return len(onnx.load(str(path), load_external_data=False).graph.node)
 
 
-def bench_graph(name: str, work: Path, until: str = "estimate") -> dict:
-    """Export ``name``, build it to ``until``; seconds per step and node counts."""
+def split_graph(graph: str) -> tuple[str, str]:
+    """``name@board`` -> (name, board); the board defaults to the PYNQ-Z2."""
+    name, _, board = graph.partition("@")
+    return name, board or "pynq-z2"
+
+
+def bench_graph(graph: str, work: Path, until: str = "estimate") -> dict:
+    """Export ``graph`` (``name[@board]``), build it to ``until``; seconds per step and node counts."""
     from bnn2fpga.flows.config import make_config
     from bnn2fpga.flows.runner import run_build
 
+    name, board = split_graph(graph)
     onnx = export_graph(name, work / "qonnx" / f"{name}.onnx")
     cpu: dict[str, float] = {}
     t0 = time.time()
     with _quiet(), _cpu_per_step(cpu):
-        result = run_build(make_config(onnx=onnx, board="pynq-z2", out_dir=work / "build", until=until),
+        result = run_build(make_config(onnx=onnx, board=board, out_dir=work / "build", until=until),
                            log=lambda m: None)
     total = time.time() - t0
     nodes = _nodes(onnx)
     step_nodes = {s: _nodes(result.model_path(s)) for s in result.done}
-    return {"graph": name, "nodes": nodes, "step_nodes": step_nodes, "times": dict(result.times),
+    return {"graph": graph, "nodes": nodes, "step_nodes": step_nodes, "times": dict(result.times),
             "cpu": {k: round(v, 2) for k, v in cpu.items()}, "total_s": total, "s_per_node": total / nodes}
 
 
@@ -144,6 +152,31 @@ def markdown(results: dict) -> str:
     if k:
         lines += ["", "Fitted k in time ~ nodes^k: " + ", ".join(f"{s} {v:.2f}" for s, v in k.items()) + "."]
     lines.append(f"Measured {results['date']} on {results['machine']} (nodes: QONNX export).")
+    return "\n".join(lines)
+
+
+def before_after(before: dict, after: dict) -> str:
+    """One row per graph measured in both runs: CPU seconds per step before -> after, total and s/node.
+
+    CPU seconds of the build process, not wall time: the two runs may share the machine differently.
+    """
+    old = {r["graph"]: r for r in before["graphs"]}
+    rows = sorted((r for r in after["graphs"] if r["graph"] in old), key=lambda r: r["nodes"])
+    cols = [c for c in COLUMNS if c != "export" and any(c in r["cpu"] for r in rows)]
+    lines = ["| graph | nodes | " + " | ".join(cols) + " | other | total CPU s | CPU s/node |",
+             "| --- | ---: | " + " | ".join("---:" for _ in cols) + " | ---: | ---: | ---: |"]
+
+    def cells(r):
+        other = sum(v for k, v in r["cpu"].items() if k not in cols)
+        total = sum(r["cpu"].values())
+        return [r["cpu"].get(c, 0.0) for c in cols] + [other, total, total / r["nodes"]]
+
+    for r in rows:
+        b, a = cells(old[r["graph"]]), cells(r)
+        fmt = [f"{x:.1f} -> {y:.1f}" for x, y in zip(b[:-1], a[:-1])] + [f"{b[-1]:.3f} -> {a[-1]:.3f}"]
+        lines.append(f"| {r['graph']} | {r['nodes']} | " + " | ".join(fmt) + " |")
+    lines.append(f"Before: {before['date']}, {before.get('code', '?')}; after: {after['date']}, "
+                 f"{after.get('code', '?')}; CPU seconds of the build process per step.")
     return "\n".join(lines)
 
 
@@ -229,6 +262,9 @@ def main(argv=None) -> int:
                     help="zoo models or presb-lite-B1B2B3B4 (presb-lite-2222 = presb-net-18-lite)")
     ap.add_argument("--until", default="estimate")
     ap.add_argument("--keep", metavar="DIR", help="keep the build folders here (one per graph)")
+    ap.add_argument("--code", default="", help="a label for the code measured (e.g. its commit), kept in the JSON")
+    ap.add_argument("--before-after", nargs=2, metavar=("BEFORE_JSON", "AFTER_JSON"),
+                    help="only print the before/after table of two build_time.json files")
     ap.add_argument("--compare", nargs=2, metavar=("DIR_A", "DIR_B"),
                     help="only compare the step models of two --keep folders; exit 1 on a difference")
     args = ap.parse_args(argv)
@@ -237,11 +273,15 @@ def main(argv=None) -> int:
         print("\n".join(diffs) if diffs else "step models identical (nodes, attributes, initializers, "
                                              "datatypes, shapes)")
         return 1 if diffs else 0
+    if args.before_after:
+        print(before_after(*(json.loads(Path(f).read_text()) for f in args.before_after)))
+        return 0
     finn_env.prepare()
     log = lambda m: print(m, flush=True)  # noqa: E731
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    results = {"date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} cores, no Vivado", "graphs": []}
+    results = {"date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} cores, no Vivado",
+               "code": args.code, "graphs": []}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.graphs:
             work = Path(args.keep) / name if args.keep else Path(tmp) / name

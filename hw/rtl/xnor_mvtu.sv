@@ -162,11 +162,18 @@ module xnor_mvtu #(
                     end else begin
                         wv = ACC_BITS'($signed(wq[(p*SIMD + s)*W_BITS +: W_BITS]));
                         if (LUT_PRODUCTS) begin
-                            // One partial product per weight bit, the sign bit's subtracted:
-                            // adders and muxes, which no DSP inference picks up.
-                            t[s] = '0;
+                            // One partial product per weight bit, summed as a balanced tree (the
+                            // sign bit's subtracted where it joins), each sum wrapped to the
+                            // product's PW bits: ceil(log2(W_BITS)) narrow adders deep, where a
+                            // chain was W_BITS - 1 adders at the accumulator's width. Adders and
+                            // muxes, which no DSP inference picks up. Exact: the product fits PW bits.
+                            logic signed [PW-1:0] pp [W_BITS];
                             for (int b = 0; b < W_BITS; b++)
-                                if (wv[b]) t[s] = (b == W_BITS - 1) ? t[s] - (xv <<< b) : t[s] + (xv <<< b);
+                                pp[b] = wv[b] ? PW'(xv <<< b) : '0;
+                            for (int h = 1; h < W_BITS; h = 2 * h)
+                                for (int b = 0; b + h < W_BITS; b += 2 * h)
+                                    pp[b] = (b + h == W_BITS - 1) ? pp[b] - pp[b + h] : pp[b] + pp[b + h];
+                            t[s] = ACC_BITS'(pp[0]);
                         end else begin
                             t[s] = xv * wv;
                         end

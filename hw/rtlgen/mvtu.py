@@ -177,8 +177,13 @@ class MVTU:
         elif self.w_bits == 1:
             # +-x: a negation (an adder) and the select.
             pw, product = self.in_bits + 1, adder_levels(self.in_bits + 1) + 1
+        elif self.lut_products:
+            # One shifted partial product per weight bit (a select), summed as a balanced tree.
+            pw = self.in_bits + self.w_bits
+            product = 1 + math.ceil(math.log2(self.w_bits)) * adder_levels(pw)
         else:
-            # A LUT multiplier: one shifted partial product added per weight bit.
+            # A multiplier (DSP slices from some width on): as a LUT multiplier, one shifted
+            # partial product added per weight bit.
             pw, product = self.in_bits + self.w_bits, self.w_bits * adder_levels(self.in_bits + self.w_bits)
         tree = [adder_levels(min(pw + k, self.acc_bits)) for k in range(1, tl + 1)]
         n = 0 if self.thr is None else self.thr.shape[1]

@@ -78,13 +78,43 @@ def read_commands(top: str, files: list[str], reader: str) -> str:
     return "\n".join(f"{reader} -defer {f}" for f in files)
 
 
+#: Rewrites of FINN's RTL that Yosys needs to read it, each leaving the hardware the same:
+#: (file name, text, replacement). Only the copy Yosys reads is changed; Vivado and Verilator
+#: get FINN's files as they are.
+#: - thresholding.sv (FINN's Thresholding_rtl) part-selects ``p.ptr[M-1:SN+1]`` in the branch a
+#:   constant condition (SCOPE_REDUCE == 0) never takes; at stage 0 (SN = M-1) that range is
+#:   reversed. Vivado and Verilator fold the constant first; slang's Yosys frontend rejects the
+#:   whole design ("unsynthesizable feature"), so every layer with more than one threshold
+#:   per channel went unsynthesized. SCOPE_REDUCE is 0 at stage 0 for every N
+#:   (M = clog2(N+1) gives N >= 2**(M-1)), so clamping the low bound there selects the same bits
+#:   wherever the select is used.
+READER_FIXES = (
+    ("thresholding.sv", "p.ptr[M-1:SN+1] < 2**stage - SCOPE_REDUCE",
+     "p.ptr[M-1:(SN+1 > M-1? M-1 : SN+1)] < 2**stage - SCOPE_REDUCE"),
+)
+
+
+def readable_text(name: str, text: str) -> str:
+    """``text`` of source file ``name`` with the READER_FIXES that apply to it."""
+    for fname, old, new in READER_FIXES:
+        if fname == name:
+            text = text.replace(old, new)
+    return text
+
+
 def stage_sources(design: LayerRTL, folder: Path) -> list[str]:
-    """Write ``design``'s sources and memory files flat into ``folder``; returns the source names."""
+    """Write ``design``'s sources and memory files flat into ``folder``; returns the source names.
+
+    Files named in READER_FIXES are written with those rewrites.
+    """
     sources, _ = design.write(folder / "gen")
+    fixed = {name for name, _, _ in READER_FIXES}
     files = []
     for src in sources:
         dst = folder / src.name
-        if src.resolve() != dst.resolve():
+        if src.name in fixed:
+            dst.write_text(readable_text(src.name, src.read_text()))
+        elif src.resolve() != dst.resolve():
             shutil.copy(src, dst)
         files.append(src.name)
     for name, data in design.mem_files.items():
@@ -264,7 +294,11 @@ def cache_key(layer: LayerRTL, family: str = "xc7", delay_mapped: bool = False) 
     for name, text in sorted(layer.sources.items()):
         h.update(f"\0src {name}\0".encode() + text.encode())
     for path in sorted(layer.library, key=lambda p: Path(p).name):
-        h.update(f"\0lib {Path(path).name}\0".encode() + Path(path).read_bytes())
+        name = Path(path).name  # as Yosys reads it (READER_FIXES)
+        data = Path(path).read_bytes()
+        if any(name == f for f, _, _ in READER_FIXES):
+            data = readable_text(name, data.decode()).encode()
+        h.update(f"\0lib {name}\0".encode() + data)
     for name, data in sorted(layer.mem_files.items()):
         h.update(f"\0mem {name}\0".encode() + data)
     return h.hexdigest()

@@ -72,6 +72,13 @@ CASES = {
                                         "lut_products": True}),
     "uint8-int3-lut-products-noact": (12, 6, 3, 4, {"xnor": False, "in_bits": 8, "w_bits": 3, "noact": True,
                                                     "out_bits": 16, "lut_products": True, "max_levels": 4}),
+    # The partial-product tree subtracts the sign bit's product where it joins: at the first
+    # level (2 bits), the last (5 bits: 4 + 1), in between (8 bits: the pair 6 + 7).
+    "uint5-int2-lut-products": (8, 4, 2, 2, {"xnor": False, "in_bits": 5, "w_bits": 2, "lut_products": True}),
+    "int3-int5-lut-products-noact": (6, 4, 2, 3, {"xnor": False, "in_bits": 3, "in_signed": True, "w_bits": 5,
+                                                  "noact": True, "out_bits": 12, "lut_products": True}),
+    "uint4-int8-lut-products-noact": (4, 4, 4, 1, {"xnor": False, "in_bits": 4, "w_bits": 8, "noact": True,
+                                                   "out_bits": 14, "lut_products": True}),
 }
 
 

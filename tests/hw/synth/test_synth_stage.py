@@ -250,11 +250,16 @@ def test_lut_products_take_no_dsp_slice():
 def _deep_layers():
     """Layers whose unpipelined datapath exceeds 8 levels (the RTL before pipelining: 35 and 9
     levels): an 8-bit first layer over 27 lanes (3 channels x 3x3), an XNOR layer over 64 lanes
-    with 2-bit outputs. One PE each: the PEs of a layer are copies."""
+    with 2-bit outputs; and 5-bit x 4-bit products in LUTs behind a block-RAM read, one lane
+    (blinknet-hybrid's first layer's shape: 10 levels while the partial products were summed as
+    a chain; its 36,864-word ROM is several block RAMs and a read mux). One PE each but there:
+    the PEs of a layer are copies."""
     from bnn2fpga.hw.rtlgen.mvtu import MVTU
 
     rng = np.random.default_rng(0)
     return {
+        "uint5_int4_lut_bram": MVTU(rng.integers(-8, 8, (1152, 64)), np.sort(rng.integers(-900, 900, (64, 3)), axis=1),
+                                    2, 1, xnor=False, in_bits=5, out_bits=2, lut_products=True, ram_style="block"),
         "bip8_simd27": MVTU(2 * rng.integers(0, 2, (27, 4)) - 1, rng.integers(-900, 900, (4, 1)), 1, 27,
                             xnor=False, in_bits=8),
         "xnor_simd64": MVTU(rng.integers(0, 2, (128, 4)), np.sort(rng.integers(50, 80, (4, 3)), axis=1), 1, 64,

@@ -1,0 +1,29 @@
+"""The build-time bench's bookkeeping: graph names with a board, and the before/after table of two runs."""
+
+from __future__ import annotations
+
+from bnn2fpga.benchmarks.build_time import before_after, split_graph
+
+
+def test_graph_names_carry_an_optional_board():
+    assert split_graph("presb-net-18-deploy@zcu104") == ("presb-net-18-deploy", "zcu104")
+    assert split_graph("presb-lite-1111") == ("presb-lite-1111", "pynq-z2")
+
+
+def _run(code, rows):
+    return {"date": "2026-12-06", "code": code, "graphs": [
+        {"graph": g, "nodes": n, "cpu": cpu} for g, n, cpu in rows]}
+
+
+def test_before_after_rows_pair_graphs_by_name_in_node_order_with_cpu_per_node():
+    before = _run("old", [("big", 400, {"qonnx_to_finn": 80.0, "streamline": 100.0, "other_step": 20.0}),
+                          ("small", 40, {"qonnx_to_finn": 4.0, "streamline": 4.0})])
+    after = _run("new", [("small", 40, {"qonnx_to_finn": 1.0, "streamline": 1.0}),
+                         ("big", 400, {"qonnx_to_finn": 8.0, "streamline": 30.0, "other_step": 2.0}),
+                         ("only-after@zcu104", 700, {"streamline": 9.0})])
+    lines = before_after(before, after).splitlines()
+    assert lines[0] == "| graph | nodes | qonnx_to_finn | streamline | other | total CPU s | CPU s/node |"
+    assert lines[2] == "| small | 40 | 4.0 -> 1.0 | 4.0 -> 1.0 | 0.0 -> 0.0 | 8.0 -> 2.0 | 0.200 -> 0.050 |"
+    assert lines[3] == "| big | 400 | 80.0 -> 8.0 | 100.0 -> 30.0 | 20.0 -> 2.0 | 200.0 -> 40.0 | 0.500 -> 0.100 |"
+    assert not any("only-after" in line for line in lines)  # no before: not in the table
+    assert "old" in lines[-1] and "new" in lines[-1]
