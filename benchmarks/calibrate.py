@@ -312,7 +312,7 @@ def zoo_check(model: rm.ResourceModel, builds: list[Path], log) -> dict:
     res = {}
     for build in builds:
         m, yosys = _synthesized(build)
-        priced = folding.price_layers(m, get_board("pynq-z2"), calibrated=True)
+        priced = folding.price_layers(m, get_board("pynq-z2"), calibrated=True, rmodel=model)
         finn = folding.price_layers(m, get_board("pynq-z2"), calibrated=False)
         rows, errs = {}, []
         for layer, p in priced.items():

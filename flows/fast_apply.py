@@ -36,7 +36,10 @@ of times: ``infer_datatypes`` runs QONNX's own InferDataTypes with the model's d
 lookups answered from tables, and ``qonnx_tables`` (entered by the build runner around
 every step) swaps QONNX's shape check and three of its clean-up passes (SortGraph,
 SortCommutativeInputsInitializerLast, GiveUniqueParameterTensors) for one-sweep versions
-with the same results, also where FINN's and QONNX's passes call them inside their own.
+with the same results, also where FINN's and QONNX's passes call them inside their own;
+InferDataLayouts and InferShapes run QONNX's own code with their lookups answered by the
+same tables, and SortGraph's topological order is computed in one pass over the edges
+(``toposort_levels``) where the toposort library rebuilds its map once per level.
 """
 from __future__ import annotations
 
@@ -183,7 +186,8 @@ class Applier:
         if _is_infer_datatypes(t):
             if not self.check:
                 return infer_datatypes(model, t.allow_scaledint_dtypes)
-            expected = copy.deepcopy(model).transform(t, make_deepcopy=False, cleanup=False)
+            with qonnx_own():
+                expected = copy.deepcopy(model).transform(t, make_deepcopy=False, cleanup=False)
             model = infer_datatypes(model, t.allow_scaledint_dtypes)
             if digest(model) != digest(expected):
                 raise AssertionError("fast_apply: infer_datatypes differs from InferDataTypes")
@@ -192,7 +196,8 @@ class Applier:
             return model.transform(t, make_deepcopy=False, cleanup=False)
         if not self.check:
             return infer_shapes(model)
-        expected = copy.deepcopy(model).transform(t, make_deepcopy=False, cleanup=False)
+        with qonnx_own():
+            expected = copy.deepcopy(model).transform(t, make_deepcopy=False, cleanup=False)
         model = infer_shapes(model)
         if digest(model) != digest(expected):
             raise AssertionError("fast_apply: infer_shapes differs from InferShapes")
@@ -204,7 +209,8 @@ class Applier:
         if self.check:
             from qonnx.transformation.general import GiveReadableTensorNames
 
-            trial = copy.deepcopy(model).transform(GiveReadableTensorNames())
+            with qonnx_own():
+                trial = copy.deepcopy(model).transform(GiveReadableTensorNames())
         if not readable_tensor_names(model):
             return False
         self.fast_renames += 1
@@ -231,7 +237,8 @@ class Applier:
         return model
 
     def _check(self, model: ModelWrapper, before: bytes, run, key) -> None:
-        trial = run(copy.deepcopy(model))
+        with qonnx_own():
+            trial = run(copy.deepcopy(model))
         if digest(trial) != before:
             raise AssertionError(f"fast_apply: skipped {key} would have changed the graph")
 
@@ -342,11 +349,20 @@ def infer_shapes(model: ModelWrapper) -> ModelWrapper:
 
     if getattr(model, "fix_float64", False):
         return model.transform(InferShapes(), make_deepcopy=False, cleanup=False)
-    hidden = _hide_finn_ops(model)
+    # The custom ops' stand-ins read value infos and shapes (Quant: its output's type)
+    # with QONNX's list scans; the hiding changes nodes only, so a table answers them.
+    hidden = _with_table(lambda _, m: _hide_finn_ops(m), None, model, "get_tensor_valueinfo", "get_tensor_shape")
     out = ModelWrapper(si.infer_shapes(model.model), fix_missing_initializer_valueinfo=False)
     _fix_missing_initializer_valueinfo(out)  # as the constructor does: before the custom ops are back
     _restore_finn_ops(out, hidden)
     return out
+
+
+def infer_shapes_pass(t, model: ModelWrapper):
+    """QONNX's ``InferShapes.apply`` (``t``) by ``infer_shapes``: the same model, without the quadratic lookups."""
+    if getattr(model, "fix_float64", False):
+        return _QONNX["InferShapes"](t, model)
+    return infer_shapes(model), False
 
 
 def _fix_missing_initializer_valueinfo(out: ModelWrapper) -> None:
@@ -399,8 +415,8 @@ def sort_graph(t, model: ModelWrapper):
     their positions with ``list.index`` (a comparison of whole protobufs). When every node
     has an output and no tensor is produced twice, no two nodes are equal, so the position
     is the node's own and the producer the only node with that output, as here; the order
-    comes from the same ``toposort_flatten``, and a graph already in that order is left as
-    it is (QONNX re-inserts the same nodes). Other graphs go to QONNX's own.
+    is ``toposort_flatten``'s (computed by ``toposort_levels``), and a graph already in that
+    order is left as it is (QONNX re-inserts the same nodes). Other graphs go to QONNX's own.
     """
     from onnx import NodeProto
     from toposort import toposort_flatten
@@ -425,12 +441,46 @@ def sort_graph(t, model: ModelWrapper):
         elif any(x in static for x in n.input):
             deps[i] = set()
         # else: a node fed by nothing; QONNX's sort drops it
-    order = toposort_flatten(deps)
+    order = toposort_levels(deps)
+    if order is None:
+        order = toposort_flatten(deps)  # a cycle: the library raises its own error
     if order != list(range(len(nodes))):
         kept = [nodes[k].SerializeToString() for k in order]
         del g.node[:]
         g.node.extend(NodeProto.FromString(b) for b in kept)
     return model, False
+
+
+def toposort_levels(deps: dict) -> list | None:
+    """``toposort.toposort_flatten(deps)`` in O(items + edges); None where the library would find a cycle.
+
+    The library peels the graph level by level and rebuilds the whole dependency map for
+    each level: O(levels x items), quadratic on a network, which is one long chain. The
+    levels here are the same (an item's level is one more than its deepest dependency's,
+    self-dependencies ignored, items named only as dependencies at level 0), each sorted.
+    """
+    pending: dict = {}
+    users: dict = {}
+    for item, dep in deps.items():
+        dep = {d for d in dep if d != item}
+        pending[item] = len(dep)
+        for d in dep:
+            users.setdefault(d, []).append(item)
+    for d in users:
+        pending.setdefault(d, 0)
+    level = [item for item, n in pending.items() if n == 0]
+    order: list = []
+    while level:
+        level.sort()
+        order.extend(level)
+        nxt = []
+        for d in level:
+            for u in users.get(d, ()):
+                pending[u] -= 1
+                if pending[u] == 0:
+                    nxt.append(u)
+        level = nxt
+    return order if len(order) == len(pending) else None
 
 
 def sort_commutative_inputs(t, model: ModelWrapper):
@@ -473,43 +523,68 @@ def unique_parameter_tensors(t, model: ModelWrapper):
 
 def _qonnx_originals() -> dict:
     from qonnx.transformation.general import GiveUniqueParameterTensors, SortCommutativeInputsInitializerLast, SortGraph
+    from qonnx.transformation.infer_data_layouts import InferDataLayouts
     from qonnx.transformation.infer_datatypes import InferDataTypes
+    from qonnx.transformation.infer_shapes import InferShapes
 
     return {"SortGraph": SortGraph.apply,
             "SortCommutativeInputsInitializerLast": SortCommutativeInputsInitializerLast.apply,
-            "GiveUniqueParameterTensors": GiveUniqueParameterTensors.apply, "InferDataTypes": InferDataTypes.apply}
+            "GiveUniqueParameterTensors": GiveUniqueParameterTensors.apply, "InferDataTypes": InferDataTypes.apply,
+            "InferDataLayouts": InferDataLayouts.apply, "InferShapes": InferShapes.apply}
 
 
 _QONNX = _qonnx_originals()
 
 
+def _patches() -> list:
+    """(class, attribute, our replacement) for every QONNX method ``qonnx_tables`` swaps."""
+    from qonnx.transformation.general import GiveUniqueParameterTensors, SortCommutativeInputsInitializerLast, SortGraph
+    from qonnx.transformation.infer_data_layouts import InferDataLayouts
+    from qonnx.transformation.infer_datatypes import InferDataTypes
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    return [(ModelWrapper, "check_all_tensor_shapes_specified", check_all_tensor_shapes_specified),
+            (SortGraph, "apply", sort_graph), (SortCommutativeInputsInitializerLast, "apply", sort_commutative_inputs),
+            (GiveUniqueParameterTensors, "apply", unique_parameter_tensors),
+            (InferDataTypes, "apply", infer_datatypes_pass), (InferDataLayouts, "apply", infer_data_layouts_pass),
+            (InferShapes, "apply", infer_shapes_pass)]
+
+
+@contextlib.contextmanager
+def _swapped(use_ours: bool):
+    originals = {"check_all_tensor_shapes_specified": _QONNX_CHECK_SHAPES}
+    saved = []
+    for cls, name, ours in _patches():
+        saved.append((cls, name, vars(cls)[name]))
+        setattr(cls, name, ours if use_ours else originals.get(name, _QONNX.get(cls.__name__)))
+    try:
+        yield
+    finally:
+        for cls, name, fn in saved:
+            setattr(cls, name, fn)
+
+
 @contextlib.contextmanager
 def qonnx_tables():
-    """While inside, QONNX's shape check, three clean-up passes and InferDataTypes run by tables (above).
+    """While inside, QONNX's shape check, three clean-up passes and its datatype, layout and shape inference
+    run by tables (above and below).
 
     Why: QONNX's InferShapes builds a new ModelWrapper, whose constructor runs
     ``check_all_tensor_shapes_specified``, and its clean-up runs after every
     ``model.transform``; FINN's and QONNX's passes call both inside their own (one per
-    removed identity op, per converted Gemm or average pool...). On PresB-Net lite the
-    shape check alone was 45% of qonnx_to_finn and the clean-ups 35%. The build steps run
-    inside this context (flows/runner.py); the originals are put back on leaving it, and
-    each replacement is tested against QONNX's own on real graphs.
+    removed identity op, per converted Gemm or average pool, per move past a join...). On
+    PresB-Net lite the shape check alone was 45% of qonnx_to_finn and the clean-ups 35%;
+    after that, InferDataLayouts' annotation scans were a quarter of the streamlining. The
+    build steps run inside this context (flows/runner.py); the originals are put back on
+    leaving it, and each replacement is tested against QONNX's own on real graphs.
     """
-    from qonnx.transformation.general import GiveUniqueParameterTensors, SortCommutativeInputsInitializerLast, SortGraph
-    from qonnx.transformation.infer_datatypes import InferDataTypes
-
-    saved = (ModelWrapper.check_all_tensor_shapes_specified, SortGraph.apply,
-             SortCommutativeInputsInitializerLast.apply, GiveUniqueParameterTensors.apply, InferDataTypes.apply)
-    ModelWrapper.check_all_tensor_shapes_specified = check_all_tensor_shapes_specified
-    SortGraph.apply = sort_graph
-    SortCommutativeInputsInitializerLast.apply = sort_commutative_inputs
-    GiveUniqueParameterTensors.apply = unique_parameter_tensors
-    InferDataTypes.apply = infer_datatypes_pass
-    try:
+    with _swapped(True):
         yield
-    finally:
-        (ModelWrapper.check_all_tensor_shapes_specified, SortGraph.apply,
-         SortCommutativeInputsInitializerLast.apply, GiveUniqueParameterTensors.apply, InferDataTypes.apply) = saved
+
+
+def qonnx_own():
+    """A context in which QONNX's own methods run, also inside ``qonnx_tables`` (for checks against them)."""
+    return _swapped(False)
 
 
 # --- QONNX's InferDataTypes with indexed lookups -------------------------------------------
@@ -521,16 +596,16 @@ def _is_infer_datatypes(t) -> bool:
     return type(t) is InferDataTypes
 
 
-class _DatatypeTable:
-    """QONNX's ``get_tensor_datatype`` / ``set_tensor_datatype`` of one model, by tables of names.
+class _LookupTable:
+    """QONNX's per-tensor lookups of one model (datatype, layout, shape, value info), by tables of names.
 
     QONNX finds a tensor's annotation, value info and initializer by scanning their lists
     (``get_by_name``, ``get_tensor_valueinfo``, ``get_initializer``), so one InferDataTypes
-    pass costs O(nodes x tensors), and the streamlining fixed points run it hundreds of
-    times. The tables are built once per pass and rebuilt when a list changes length (a
-    custom op may add a value info while inferring); entries are the graph's own protobuf
-    objects, so values are read live. A graph with a name twice in a list (where QONNX
-    asserts, raises or takes the first) is left to QONNX's own lookups.
+    or InferDataLayouts pass costs O(nodes x tensors), and the streamlining fixed points run
+    them hundreds of times. The tables are built once per pass and rebuilt when a list
+    changes length (a custom op may add a value info while inferring); entries are the
+    graph's own protobuf objects, so values are read live. A graph with a name twice in a
+    list (where QONNX asserts, raises or takes the first) is left to QONNX's own lookups.
     """
 
     def __init__(self, model: ModelWrapper):
@@ -539,6 +614,8 @@ class _DatatypeTable:
         self.ok = True
         self._ann = self._vi = self._init = None
         self._lens = None
+        self._dtypes: dict = {}  # annotation text -> DataType (DataTypes compare by name)
+        self._layouts: dict = {}  # annotation text -> layout, as a tuple of strings
         self._build()
 
     def _sizes(self) -> tuple:
@@ -561,19 +638,31 @@ class _DatatypeTable:
             self._build()
         return self.ok
 
-    def get(self, name: str):
+    def install(self, *names: str) -> None:
+        """Answer the model's methods ``names`` (e.g. ``get_tensor_datatype``) from this table until ``remove``."""
+        for n in names:
+            setattr(self.model, n, getattr(self, n))
+
+    def remove(self, *names: str) -> None:
+        """Give the model back QONNX's own methods ``names``."""
+        for n in names:
+            delattr(self.model, n)
+
+    def get_tensor_datatype(self, name: str):
         """``ModelWrapper.get_tensor_datatype(name)``."""
         from onnx import TensorProto
         from qonnx.core.datatype import DataType
-        from qonnx.util.basic import get_by_name
 
         if not self._fresh():
             return ModelWrapper.get_tensor_datatype(self.model, name)
         a = self._ann.get(name)
         if a is not None:
-            e = get_by_name(a.quant_parameter_tensor_names, "finn_datatype", "key")
+            e = _entry(a, "finn_datatype")
             if e is not None:
-                return DataType[e.value]
+                dt = self._dtypes.get(e.value)
+                if dt is None:
+                    dt = self._dtypes[e.value] = DataType[e.value]
+                return dt
         vi = self._vi.get(name)
         if vi is not None:
             elem = vi.type.tensor_type.elem_type
@@ -582,38 +671,101 @@ class _DatatypeTable:
             elem = i.data_type if i is not None else None
         return DataType["FLOAT16"] if elem == TensorProto.FLOAT16 else DataType["FLOAT32"]
 
-    def set(self, name: str, datatype) -> None:
+    def set_tensor_datatype(self, name: str, datatype) -> None:
         """``ModelWrapper.set_tensor_datatype(name, datatype)``."""
-        import onnx
-        from qonnx.util.basic import get_by_name
-
         if not self._fresh():
             return ModelWrapper.set_tensor_datatype(self.model, name, datatype)
         a = self._ann.get(name)
         if a is not None:
-            e = get_by_name(a.quant_parameter_tensor_names, "finn_datatype", "key")
+            e = _entry(a, "finn_datatype")
             if e is not None:
                 if datatype is None:
                     e.Clear()
                 else:
                     e.value = datatype.name
             elif datatype is not None:
-                a.quant_parameter_tensor_names.append(onnx.StringStringEntryProto(key="finn_datatype",
-                                                                                   value=datatype.name))
+                _add_entry(a, "finn_datatype", datatype.name)
         elif datatype is not None:
-            a = onnx.TensorAnnotation(tensor_name=name)
-            a.quant_parameter_tensor_names.append(onnx.StringStringEntryProto(key="finn_datatype",
-                                                                               value=datatype.name))
-            self.g.quantization_annotation.append(a)
-            self._ann[name] = self.g.quantization_annotation[-1]
-            self._lens = self._sizes()
+            self._annotate(name, "finn_datatype", datatype.name)
+
+    def get_tensor_layout(self, name: str):
+        """``ModelWrapper.get_tensor_layout(name)``."""
+        if not self._fresh():
+            return ModelWrapper.get_tensor_layout(self.model, name)
+        a = self._ann.get(name)
+        if a is None:
+            return None
+        e = _entry(a, "tensor_layout")
+        if e is None:
+            return None
+        layout = self._layouts.get(e.value)
+        if layout is None:
+            value = eval(e.value)  # noqa: S307 - as QONNX reads it
+            if not (isinstance(value, list) and all(isinstance(x, str) for x in value)):
+                return value
+            layout = self._layouts[e.value] = tuple(value)
+        return list(layout)  # a new list each time, as QONNX's eval makes one
+
+    def set_tensor_layout(self, name: str, data_layout) -> None:
+        """``ModelWrapper.set_tensor_layout(name, data_layout)``."""
+        assert type(data_layout) is list, "data_layout must be a list"
+        if not self._fresh():
+            return ModelWrapper.set_tensor_layout(self.model, name, data_layout)
+        a = self._ann.get(name)
+        if a is not None:
+            e = _entry(a, "tensor_layout")
+            if e is not None:
+                e.value = str(data_layout)
+            else:
+                _add_entry(a, "tensor_layout", str(data_layout))
+        else:
+            self._annotate(name, "tensor_layout", str(data_layout))
+
+    def get_tensor_shape(self, name: str, fix_missing_init_shape: bool = False):
+        """``ModelWrapper.get_tensor_shape(name, fix_missing_init_shape)``."""
+        vi = self._vi.get(name) if self._fresh() else None
+        if vi is None:  # an initializer's shape, or none: QONNX's own
+            return ModelWrapper.get_tensor_shape(self.model, name, fix_missing_init_shape)
+        return [x.dim_value for x in vi.type.tensor_type.shape.dim]
+
+    def get_tensor_valueinfo(self, name: str):
+        """``ModelWrapper.get_tensor_valueinfo(name)``."""
+        if not self._fresh():
+            return ModelWrapper.get_tensor_valueinfo(self.model, name)
+        return self._vi.get(name)
+
+    def _annotate(self, name: str, key: str, value: str) -> None:
+        import onnx
+
+        a = onnx.TensorAnnotation(tensor_name=name)
+        _add_entry(a, key, value)
+        self.g.quantization_annotation.append(a)
+        self._ann[name] = self.g.quantization_annotation[-1]
+        self._lens = self._sizes()
+
+
+def _entry(annotation, key: str):
+    """``get_by_name(annotation.quant_parameter_tensor_names, key, "key")``: the entry, None, or QONNX's error."""
+    found = None
+    for e in annotation.quant_parameter_tensor_names:
+        if e.key == key:
+            if found is not None:
+                raise Exception("Found multiple get_by_name matches, undefined behavior")
+            found = e
+    return found
+
+
+def _add_entry(annotation, key: str, value: str) -> None:
+    import onnx
+
+    annotation.quant_parameter_tensor_names.append(onnx.StringStringEntryProto(key=key, value=value))
 
 
 def infer_datatypes(model: ModelWrapper, allow_scaledint_dtypes: bool = False) -> ModelWrapper:
     """``model.transform(InferDataTypes(allow_scaledint_dtypes), make_deepcopy=False, cleanup=False)``, faster.
 
     QONNX's own pass runs (no copy of its rules), with the model's datatype lookups
-    answered from ``_DatatypeTable`` while it runs: O(nodes) per pass instead of
+    answered from ``_LookupTable`` while it runs: O(nodes) per pass instead of
     O(nodes x tensors).
     """
     from qonnx.transformation.infer_datatypes import InferDataTypes
@@ -628,15 +780,31 @@ def infer_datatypes(model: ModelWrapper, allow_scaledint_dtypes: bool = False) -
 
 
 def infer_datatypes_pass(t, model: ModelWrapper):
-    """One ``InferDataTypes.apply`` of QONNX (``t``), the model's datatype lookups answered by ``_DatatypeTable``."""
-    if "get_tensor_datatype" in vars(model):  # already answered by a table (a pass inside a pass)
-        return _QONNX["InferDataTypes"](t, model)
-    table = _DatatypeTable(model)
-    model.get_tensor_datatype, model.set_tensor_datatype = table.get, table.set
+    """One ``InferDataTypes.apply`` of QONNX (``t``), the model's datatype lookups answered by ``_LookupTable``."""
+    return _with_table(_QONNX["InferDataTypes"], t, model, "get_tensor_datatype", "set_tensor_datatype")
+
+
+def infer_data_layouts_pass(t, model: ModelWrapper):
+    """One ``InferDataLayouts.apply`` of QONNX (``t``), its layout and shape lookups answered by ``_LookupTable``.
+
+    QONNX's pass reads and writes every tensor's layout annotation with ``get_by_name``
+    over all annotations: O(nodes x tensors) per pass, and FINN runs it after every move
+    past a join or fork and in every clean-up chain of the streamlining.
+    """
+    return _with_table(_QONNX["InferDataLayouts"], t, model, "get_tensor_layout", "set_tensor_layout",
+                       "get_tensor_shape")
+
+
+def _with_table(original, t, model: ModelWrapper, *methods: str):
+    """``original(t, model)`` with the model's ``methods`` answered by a ``_LookupTable`` while it runs."""
+    if any(m in vars(model) for m in methods):  # already answered by a table (a pass inside a pass)
+        return original(t, model)
+    table = _LookupTable(model)
+    table.install(*methods)
     try:
-        return _QONNX["InferDataTypes"](t, model)
+        return original(t, model)
     finally:
-        del model.get_tensor_datatype, model.set_tensor_datatype
+        table.remove(*methods)
 
 
 # --- FINN's Streamline, read from its source -----------------------------------------------

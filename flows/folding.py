@@ -107,11 +107,13 @@ CALIBRATED_OPS = ("MVAUXnor_rtl",)
 _STATIC: dict = {}
 
 
-def _calibrated(model, node, tensors: dict | None = None, finn: dict | None = None) -> dict[str, float] | None:
+def _calibrated(model, node, tensors: dict | None = None, finn: dict | None = None,
+                rmodel=None) -> dict[str, float] | None:
     """Our fitted model's counts for ``node`` (None: no model for its op type, or none committed).
 
     ``tensors``: the model's initializers by name (a caller pricing many layers builds it once);
-    ``finn``: FINN's estimate of the node (stream layers' LUT and FF are fitted on it).
+    ``finn``: FINN's estimate of the node (stream layers' LUT and FF are fitted on it);
+    ``rmodel``: the resource model to price with (default: the committed one).
     """
     import hashlib
 
@@ -120,7 +122,7 @@ def _calibrated(model, node, tensors: dict | None = None, finn: dict | None = No
     from bnn2fpga.hw.rtlgen.from_finn import wants_lut_products
     from bnn2fpga.hw.synth import resource_model
 
-    rmodel = resource_model.load()
+    rmodel = rmodel or resource_model.load()
     if rmodel is None:
         return None
     if node.op_type not in CALIBRATED_OPS:
@@ -168,8 +170,11 @@ def _calibrated_stream(rmodel, node, finn: dict | None) -> dict[str, float] | No
     return {**counts, **{k: float(finn.get(k, 0)) for k in ("BRAM_18K", "URAM", "DSP")}}
 
 
-def price_layers(model, board: Board, calibrated: bool = True) -> dict[str, dict]:
-    """Per layer LUT, BRAM_18K, URAM, DSP (FF where known) and ``model``: "calibrated" or "finn" (FINN's estimate)."""
+def price_layers(model, board: Board, calibrated: bool = True, rmodel=None) -> dict[str, dict]:
+    """Per layer LUT, BRAM_18K, URAM, DSP (FF where known) and ``model``: "calibrated" or "finn" (FINN's estimate).
+
+    ``rmodel``: the resource model to price with (default: the committed one).
+    """
     finn = estimate_resources(model, board)
     tensors = {t.name: t for t in model.graph.initializer}
     # The model counts 6-input LUTs as synth_xilinx maps them; an ECP5 board's LUT4 budget is
@@ -179,7 +184,7 @@ def price_layers(model, board: Board, calibrated: bool = True) -> dict[str, dict
     for node in model.graph.node:
         if node.name not in finn:
             continue
-        cal = _calibrated(model, node, tensors, finn[node.name]) if calibrated else None
+        cal = _calibrated(model, node, tensors, finn[node.name], rmodel) if calibrated else None
         out[node.name] = ({**cal, "model": "calibrated"} if cal is not None else
                           {**{k: float(v) for k, v in finn[node.name].items() if isinstance(v, (int, float))},
                            "model": "finn"})

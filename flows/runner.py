@@ -177,7 +177,8 @@ def run_build(cfg: BuildConfig, log: Callable[[str], None] | None = None, until:
     ran: list[str] = []
     skipped_for_board = [n for n in passed_through if n in done]
     state["not_for_board"] = skipped_for_board
-    model = ModelWrapper(str(model_file(out, done[-1]))) if done else None
+    with qonnx_tables():  # the constructor's shape check, by a table too
+        model = ModelWrapper(str(model_file(out, done[-1]))) if done else None
     if done:
         log(f"resuming after '{done[-1]}' ({len(done)} step(s) reused)")
     for i, step in enumerate(STEPS[reusable: last + 1], start=reusable):

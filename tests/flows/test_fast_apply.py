@@ -383,3 +383,56 @@ def test_sort_graph_by_table_drops_unfed_nodes_as_qonnx_does():
     got, _ = fast_apply.sort_graph(SortGraph(), copy.deepcopy(model))
     assert "floating" not in [n.name for n in got.graph.node]
     assert got.model.SerializeToString(deterministic=True) == expected.model.SerializeToString(deterministic=True)
+
+
+def test_toposort_levels_equal_the_library():
+    from toposort import CircularDependencyError, toposort_flatten
+
+    for seed in range(500):
+        r = random.Random(seed)
+        n = r.randint(0, 30)
+        # mostly backward edges, some forward (cycles), self-dependencies, items only named as dependencies
+        deps = {i: {j for j in range(n + 3) if r.random() < 0.12 and (j <= i or j >= n or r.random() < 0.05)}
+                for i in range(n) if r.random() < 0.9}
+        try:
+            want = toposort_flatten({k: set(v) for k, v in deps.items()})
+        except CircularDependencyError:
+            want = None
+        assert fast_apply.toposort_levels(deps) == want, seed
+
+
+def _strip_layouts(model) -> int:
+    # Every other layout annotation gone (and one annotation whole), for InferDataLayouts to add back.
+    stripped = 0
+    for i, a in enumerate(model.graph.quantization_annotation):
+        entries = [e for e in a.quant_parameter_tensor_names if e.key == "tensor_layout"]
+        if entries and i % 2:
+            a.quant_parameter_tensor_names.remove(entries[0])
+            stripped += 1
+    if len(model.graph.quantization_annotation) > 3:
+        model.graph.quantization_annotation.remove(model.graph.quantization_annotation[3])
+    return stripped
+
+
+def test_layout_and_shape_inference_by_table_equal_qonnx(mnist_build):
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.infer_data_layouts import InferDataLayouts
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    _, result = mnist_build
+    stripped = 0
+    for step in ("export", "qonnx_to_finn", "tidy_up", "streamline", "convert_to_hw"):
+        model = ModelWrapper(str(result.model_path(step)))
+        stripped += _strip_layouts(model)
+        for t in (InferDataLayouts, InferShapes):
+            expected = copy.deepcopy(model).transform(t(), make_deepcopy=False, cleanup=False)
+            with fast_apply.qonnx_tables():
+                got = copy.deepcopy(model).transform(t(), make_deepcopy=False, cleanup=False)
+                with fast_apply.qonnx_own():
+                    own = copy.deepcopy(model).transform(t(), make_deepcopy=False, cleanup=False)
+            assert InferDataLayouts.apply is fast_apply._QONNX["InferDataLayouts"]
+            assert not {"get_tensor_layout", "get_tensor_shape", "get_tensor_valueinfo"} & set(vars(got))
+            want = expected.model.SerializeToString(deterministic=True)
+            assert got.model.SerializeToString(deterministic=True) == want, (step, t)
+            assert own.model.SerializeToString(deterministic=True) == want, (step, t)
+    assert stripped > 0
