@@ -69,6 +69,25 @@ def test_fit_check_prices_our_rtl_layers_by_the_calibrated_model(tiny, per_pe_mo
     assert set(finn_only.priced_by.values()) == {"finn"} and finn_only.used["LUT"] != fit.used["LUT"]
 
 
+def test_zoo_check_prices_with_the_model_it_is_given_not_the_committed_one(tiny, per_pe_model, monkeypatch):
+    """`calibrate --out other.json` checked the zoo with the committed model (1 LUT per PE here)."""
+    import dataclasses
+
+    from bnn2fpga.benchmarks import calibrate
+
+    model = _folded(tiny)
+    ours = [n.name for n in model.graph.node if n.op_type == "MVAUXnor_rtl"]
+    yosys = {n: {"LUT": 500, "FF": 10, "BRAM_18K": 0} for n in ours}
+    monkeypatch.setattr(calibrate, "_synthesized", lambda build: (model, yosys))
+    monkeypatch.setattr(calibrate, "run_fps", lambda build: None)
+    logic = {c: dict(v) for c, v in per_pe_model.logic.items()}
+    logic["LUT"]["pe"] = 250.0
+    other = dataclasses.replace(per_pe_model, logic=logic)
+    layers = calibrate.zoo_check(other, [tiny.out_dir], log=lambda m: None)[calibrate._shown(tiny.out_dir)]["layers"]
+    assert {layers[n]["LUT"]["calibrated"] for n in ours} == {500}  # PE 2 x 250, not PE 2 x 1
+    assert {layers[n]["LUT"]["rel_error"] for n in ours} == {0.0}
+
+
 def test_report_names_what_priced_each_layer(tiny):
     from bnn2fpga.flows.report import load_report
 
