@@ -180,6 +180,18 @@ def before_after(before: dict, after: dict) -> str:
     return "\n".join(lines)
 
 
+def load_run(path: Path) -> dict:
+    """A ``build_time.json`` with what ``before_after`` reads checked; ValueError naming the file otherwise."""
+    try:
+        run = json.loads(path.read_text())
+        for r in run["graphs"]:
+            if not (isinstance(r["graph"], str) and isinstance(r["nodes"], int) and isinstance(r["cpu"], dict)):
+                raise TypeError(f"graph entry {r.get('graph')!r} has the wrong types")
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path}: not a build_time.json ({type(e).__name__}: {e})") from None
+    return run
+
+
 def _canonical(m):
     """The model with its inner tensors renamed t0, t1, ... in order of first use: some FINN/QONNX passes name
     new tensors with random strings, which differ from build to build of the very same graph."""
@@ -274,7 +286,12 @@ def main(argv=None) -> int:
                                              "datatypes, shapes)")
         return 1 if diffs else 0
     if args.before_after:
-        print(before_after(*(json.loads(Path(f).read_text()) for f in args.before_after)))
+        try:
+            runs = [load_run(Path(f)) for f in args.before_after]
+        except ValueError as e:
+            print(f"make bench-build-time: {e}", file=sys.stderr)
+            return 2
+        print(before_after(*runs))
         return 0
     finn_env.prepare()
     log = lambda m: print(m, flush=True)  # noqa: E731

@@ -27,3 +27,18 @@ def test_before_after_rows_pair_graphs_by_name_in_node_order_with_cpu_per_node()
     assert lines[3] == "| big | 400 | 80.0 -> 8.0 | 100.0 -> 30.0 | 20.0 -> 2.0 | 200.0 -> 40.0 | 0.500 -> 0.100 |"
     assert not any("only-after" in line for line in lines)  # no before: not in the table
     assert "old" in lines[-1] and "new" in lines[-1]
+
+
+def test_a_missing_or_malformed_run_is_one_line_and_exit_2(tmp_path, capsys):
+    from bnn2fpga.benchmarks.build_time import main
+
+    good = tmp_path / "good.json"
+    good.write_text('{"date": "d", "graphs": [{"graph": "g", "nodes": 3, "cpu": {"streamline": 1.0}}]}')
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"graphs": [{"graph": "g"}]}')
+    for first in (tmp_path / "missing.json", bad):
+        assert main(["--before-after", str(first), str(good)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and str(first) in err
+    assert main(["--before-after", str(good), str(good)]) == 0
+    assert "| g | 3 | 1.0 -> 1.0 |" in capsys.readouterr().out
