@@ -40,6 +40,11 @@ with the same results, also where FINN's and QONNX's passes call them inside the
 InferDataLayouts and InferShapes run QONNX's own code with their lookups answered by the
 same tables, and SortGraph's topological order is computed in one pass over the edges
 (``toposort_levels``) where the toposort library rebuilds its map once per level.
+InferShapes' hiding of custom ops behind stand-ins and their restoring replace nodes in place
+(``hide_custom_ops``, ``restore_custom_ops``) where QONNX's ``remove`` compares each with every
+node before it, and FINN's RoundAndClipThresholds, which rounds one threshold per pass and
+re-infers and cleans up the whole graph after each, rounds all of them after its own first pass
+(``round_and_clip_thresholds``; the applier and StreamlineResiduals use it).
 """
 from __future__ import annotations
 
@@ -192,6 +197,8 @@ class Applier:
             if digest(model) != digest(expected):
                 raise AssertionError("fast_apply: infer_datatypes differs from InferDataTypes")
             return model
+        if _is_round_and_clip(t):
+            return round_and_clip_thresholds(model, make_deepcopy=False, cleanup=False, check=self.check)
         if not _is_infer_shapes(t):
             return model.transform(t, make_deepcopy=False, cleanup=False)
         if not self.check:
@@ -345,17 +352,91 @@ def infer_shapes(model: ModelWrapper) -> ModelWrapper:
     ``get_tensor_shape``, in the same order.
     """
     import onnx.shape_inference as si
-    from qonnx.transformation.infer_shapes import InferShapes, _hide_finn_ops, _restore_finn_ops
+    from qonnx.transformation.infer_shapes import InferShapes
 
     if getattr(model, "fix_float64", False):
         return model.transform(InferShapes(), make_deepcopy=False, cleanup=False)
     # The custom ops' stand-ins read value infos and shapes (Quant: its output's type)
     # with QONNX's list scans; the hiding changes nodes only, so a table answers them.
-    hidden = _with_table(lambda _, m: _hide_finn_ops(m), None, model, "get_tensor_valueinfo", "get_tensor_shape")
+    hidden = _with_table(lambda _, m: hide_custom_ops(m), None, model, "get_tensor_valueinfo", "get_tensor_shape")
     out = ModelWrapper(si.infer_shapes(model.model), fix_missing_initializer_valueinfo=False)
     _fix_missing_initializer_valueinfo(out)  # as the constructor does: before the custom ops are back
-    _restore_finn_ops(out, hidden)
+    restore_custom_ops(out, hidden)
     return out
+
+
+def hide_custom_ops(model: ModelWrapper) -> dict:
+    """QONNX's ``_hide_finn_ops(model)``: the same node list and returned map, without its list scans.
+
+    QONNX inserts each custom op's stand-in behind it and then ``remove``s the custom op,
+    which compares it with every node before it (whole protobufs): O(nodes^2) per shape
+    inference, run hundreds of times in the streamlining. ``remove`` takes the first
+    equal node; one before the current can only be equal to it if it has a custom domain
+    too, and the only such nodes before it are stand-ins with a custom domain (the custom
+    ops before it are all replaced), so those few are compared; the usual case is a
+    replacement in place. The map keeps copies of the custom ops (QONNX keeps the removed
+    objects: the same contents). Once one of those comparisons finds an equal node,
+    QONNX's insert-and-remove runs on (the node lists are identical up to there).
+    """
+    from onnx import NodeProto
+    from qonnx.custom_op.registry import is_custom_op
+    from qonnx.transformation.infer_shapes import _make_shape_compatible_op
+
+    nodes = model.graph.node
+    hidden: dict = {}
+    custom_stand_ins: list[int] = []
+    qonnx_way = False
+    for i in range(len(nodes)):
+        node = nodes[i]
+        if not is_custom_op(node.domain):
+            continue
+        new = _make_shape_compatible_op(node, model)
+        new.name = node.name
+        if not qonnx_way and any(nodes[j] == node for j in custom_stand_ins):
+            qonnx_way = True
+        if qonnx_way:
+            hidden[str(new)] = node
+            nodes.insert(i + 1, new)
+            nodes.remove(node)
+            continue
+        kept = NodeProto()
+        kept.CopyFrom(node)
+        hidden[str(new)] = kept
+        del nodes[i]
+        nodes.insert(i, new)
+        if is_custom_op(new.domain):
+            custom_stand_ins.append(i)
+    return hidden
+
+
+def restore_custom_ops(model: ModelWrapper, hidden: dict) -> None:
+    """QONNX's ``_restore_finn_ops(model, hidden)``: the same node list, without its list scans.
+
+    As in ``hide_custom_ops``: QONNX's ``remove`` of a stand-in could only hit an earlier
+    node if that one were equal to it, so it has the same text (nodes with a stand-in's
+    text were all restored before it) or is a restored custom op, which can only be equal
+    to a stand-in with a custom domain; those few are compared, and otherwise the stand-in
+    is replaced in place.
+    """
+    from qonnx.custom_op.registry import is_custom_op
+
+    nodes = model.graph.node
+    restored: list[int] = []
+    qonnx_way = False
+    for i in range(len(nodes)):
+        node = nodes[i]
+        old = hidden.get(str(node))
+        if old is None:
+            continue
+        if not qonnx_way and is_custom_op(node.domain) and any(nodes[j] == node for j in restored):
+            qonnx_way = True
+        if qonnx_way:
+            nodes.insert(i + 1, old)
+            nodes.remove(node)
+            continue
+        del nodes[i]
+        nodes.insert(i, old)
+        restored.append(i)
 
 
 def infer_shapes_pass(t, model: ModelWrapper):
@@ -805,6 +886,117 @@ def _with_table(original, t, model: ModelWrapper, *methods: str):
         return original(t, model)
     finally:
         table.remove(*methods)
+
+
+# --- FINN's RoundAndClipThresholds without one pass per threshold --------------------------
+
+
+def _is_round_and_clip(t) -> bool:
+    from finn.transformation.streamline.round_thresholds import RoundAndClipThresholds
+
+    return type(t) is RoundAndClipThresholds
+
+
+def _rounded(thresholds, dt):
+    """The thresholds a MultiThreshold on integer inputs of ``dt`` keeps after FINN's rounding and clipping."""
+    import numpy as np
+
+    return np.clip(np.ceil(thresholds), dt.min(), dt.max() + 1).astype(np.float32)
+
+
+def _round_all_thresholds(model: ModelWrapper) -> None:
+    """Round and clip, in place, every MultiThreshold's thresholds that FINN's pass would still change.
+
+    Only where the later passes provably see the same input datatypes (see
+    ``round_and_clip_thresholds``); otherwise it changes nothing. The initializers keep
+    their places: FINN's last pass re-inserts every one of them in node order anyway.
+    """
+    import numpy as np
+    from onnx import numpy_helper
+    from qonnx.custom_op.general.multithreshold import MultiThreshold
+    from qonnx.custom_op.registry import getCustomOp, is_custom_op
+
+    g = model.graph
+    nodes = list(g.node)
+    if any(n.op_type.startswith(("Thresholding", "MVAU", "VVAU")) for n in nodes):
+        return  # FINN's pass rounds these too, with other rules and node attributes
+    inits: dict = {}
+    for i in g.initializer:
+        if i.name in inits:
+            return  # QONNX's lookups take the first of two: not modelled here
+        inits[i.name] = i
+    uses: dict = {}
+    for n in nodes:
+        for x in n.input:
+            uses[x] = uses.get(x, 0) + 1
+    produced = {o for n in nodes for o in n.output}
+    graph_io = {x.name for x in g.input} | {x.name for x in g.output}
+    todo = []
+    for n in nodes:
+        if n.op_type != "MultiThreshold":
+            continue
+        if len(n.input) < 2 or n.input[1] not in inits:
+            continue  # FINN's pass skips it too
+        name = n.input[1]
+        # The datatype inference between FINN's passes must not read these thresholds:
+        # only this node uses them, and its rule reads node attributes alone.
+        if (uses.get(name) != 1 or name in produced or name in graph_io or not is_custom_op(n.domain)
+                or type(getCustomOp(n)).infer_node_datatype is not MultiThreshold.infer_node_datatype):
+            return
+        dt = model.get_tensor_datatype(n.input[0])
+        if dt.is_integer():
+            todo.append((inits[name], dt))
+        elif dt.is_fixed_point():
+            return  # rounding to a scale factor: settling after two roundings is not argued here
+    rounded = []
+    for init, dt in todo:
+        old = numpy_helper.to_array(init)
+        if np.isnan(old).any():
+            return  # FINN's pass never settles on these; keep its behaviour
+        new = _rounded(old, dt)
+        if np.any(new != old):
+            rounded.append((init, new))
+    for init, new in rounded:
+        init.CopyFrom(numpy_helper.from_array(new, init.name))
+
+
+def round_and_clip_thresholds(model: ModelWrapper, make_deepcopy: bool = True, cleanup: bool = True,
+                              check: bool | None = None) -> ModelWrapper:
+    """``model.transform(RoundAndClipThresholds(), make_deepcopy, cleanup)`` with the same result, in ~2 passes.
+
+    FINN's pass stops at the first threshold it changes, then infers all datatypes and
+    cleans up (a deep copy and five passes), and the fixed point re-runs it from the top:
+    one O(graph) pass per MultiThreshold, a quadratic term of the streamlining (PresB-Net
+    lite 2222: 78 passes, a quarter of StreamlineResiduals). Here FINN's own first pass
+    runs, after which every datatype is its inference's fixed point and, as its rule
+    for MultiThreshold reads no thresholds, stays so; the thresholds FINN would change in
+    the later passes are then rounded at once (the rounding of an already rounded
+    threshold is the same array, so how often FINN's passes repeat it does not matter),
+    and FINN's own passes run on until they change nothing, which re-writes every
+    threshold, its datatype and its place as FINN's last pass does. Graphs outside those
+    conditions (see ``_round_all_thresholds``) run FINN's passes only.
+    ``check`` (default: ``BNN2FPGA_FAST_APPLY_CHECK=1``) compares with FINN's own and raises on a difference.
+    """
+    from finn.transformation.streamline.round_thresholds import RoundAndClipThresholds
+
+    t = RoundAndClipThresholds()
+    if getattr(model, "fix_float64", False):
+        return model.transform(t, make_deepcopy=make_deepcopy, cleanup=cleanup)
+    expected = None
+    if os.environ.get(CHECK_ENV) == "1" if check is None else check:
+        with qonnx_own():
+            expected = copy.deepcopy(model).transform(t, make_deepcopy=False, cleanup=cleanup)
+    m = copy.deepcopy(model) if make_deepcopy else model
+    m, changed = t.apply(m)
+    if changed:
+        _round_all_thresholds(m)
+    while changed:
+        m, changed = t.apply(m)
+    if cleanup:
+        m.cleanup()  # as QONNX's transform: in place
+    if expected is not None and digest(m) != digest(expected):
+        raise AssertionError("fast_apply: round_and_clip_thresholds differs from RoundAndClipThresholds")
+    return m
 
 
 # --- FINN's Streamline, read from its source -----------------------------------------------

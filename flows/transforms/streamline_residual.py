@@ -59,9 +59,10 @@ class StreamlineResiduals(Transformation):
         """Apply the moves until nothing changes; never asks to be re-run itself."""
         if not join_adds(model):
             return model, False
-        from finn.transformation.streamline.round_thresholds import RoundAndClipThresholds
+        from bnn2fpga.flows.fast_apply import round_and_clip_thresholds
         from bnn2fpga.flows.transforms.fixpoint import apply_until_stable
 
         model = apply_until_stable(model, _moves())
-        # Thresholds that now see integer inputs are rounded as FINN's streamlining does.
-        return model.transform(RoundAndClipThresholds()), False
+        # Thresholds that now see integer inputs are rounded as FINN's streamlining does
+        # (= model.transform(RoundAndClipThresholds()), without one pass per threshold).
+        return round_and_clip_thresholds(model), False

@@ -436,3 +436,108 @@ def test_layout_and_shape_inference_by_table_equal_qonnx(mnist_build):
             assert got.model.SerializeToString(deterministic=True) == want, (step, t)
             assert own.model.SerializeToString(deterministic=True) == want, (step, t)
     assert stripped > 0
+
+
+def _unrounded(model) -> int:
+    # Every MultiThreshold's thresholds moved off the integers, some past its input's range,
+    # so that FINN's RoundAndClipThresholds has one pass per MultiThreshold to make.
+    import numpy as np
+
+    moved = 0
+    for n in model.graph.node:
+        if n.op_type == "MultiThreshold" and model.get_initializer(n.input[1]) is not None:
+            t = model.get_initializer(n.input[1]).astype(np.float64)
+            t = t - 0.5
+            t.flat[0] = -1e9 - 0.25 * moved
+            model.set_initializer(n.input[1], t)
+            moved += 1
+    return moved
+
+
+def test_round_and_clip_thresholds_equals_finn(mnist_build, monkeypatch):
+    from finn.transformation.streamline.round_thresholds import RoundAndClipThresholds
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    passes = []
+    finn_apply = RoundAndClipThresholds.apply
+
+    def counted(self, model):
+        passes.append(self)
+        return finn_apply(self, model)
+
+    monkeypatch.setattr(RoundAndClipThresholds, "apply", counted)
+    _, result = mnist_build
+    for step in ("streamline", "minimize_bit_width"):  # integer inputs: FINN rounds every threshold here
+        model = ModelWrapper(str(result.model_path(step)))
+        if step == "minimize_bit_width":  # hardware thresholds: left to FINN's passes, the same result
+            _unrounded(model)
+            finn_only = True
+        else:
+            assert _unrounded(model) > 2, step
+            finn_only = False
+        for make_deepcopy, cleanup in ((True, True), (False, False)):
+            passes.clear()
+            with fast_apply.qonnx_own():
+                expected = copy.deepcopy(model).transform(RoundAndClipThresholds(), make_deepcopy, cleanup)
+            finn_passes = len(passes)
+            want = expected.model.SerializeToString(deterministic=True)
+            for tables in (fast_apply.qonnx_tables, fast_apply.qonnx_own):
+                passes.clear()
+                given = copy.deepcopy(model)
+                with tables():
+                    got = fast_apply.round_and_clip_thresholds(given, make_deepcopy, cleanup, check=False)
+                assert got.model.SerializeToString(deterministic=True) == want, (step, make_deepcopy, tables)
+                if finn_only:
+                    assert len(passes) == finn_passes
+                else:
+                    assert len(passes) <= 2 < finn_passes, (step, len(passes), finn_passes)
+                if make_deepcopy:
+                    assert given.model.SerializeToString(deterministic=True) == model.model.SerializeToString(
+                        deterministic=True)  # the caller's model stays as it was
+
+
+def _hidden_texts(hidden: dict) -> dict:
+    return {k: v.SerializeToString(deterministic=True) for k, v in hidden.items()}
+
+
+def test_custom_op_hiding_equals_qonnx(mnist_build):
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.infer_shapes import _hide_finn_ops, _restore_finn_ops
+
+    _, result = mnist_build
+    hidden_any = 0
+    for step in ("export", "qonnx_to_finn", "tidy_up", "streamline", "convert_to_hw"):
+        model = ModelWrapper(str(result.model_path(step)))
+        want, got = copy.deepcopy(model), copy.deepcopy(model)
+        want_hidden, got_hidden = _hide_finn_ops(want), fast_apply.hide_custom_ops(got)
+        hidden_any += len(got_hidden)
+        assert got.model.SerializeToString(deterministic=True) == want.model.SerializeToString(deterministic=True)
+        assert _hidden_texts(got_hidden) == _hidden_texts(want_hidden), step
+        _restore_finn_ops(want, want_hidden)
+        fast_apply.restore_custom_ops(got, got_hidden)
+        assert got.model.SerializeToString(deterministic=True) == want.model.SerializeToString(deterministic=True)
+    assert hidden_any > 0
+
+
+def test_custom_op_hiding_equals_qonnx_on_twin_nodes():
+    # Two equal custom nodes: one stand-in text, so both are restored from one entry, as in QONNX.
+    from onnx import TensorProto, helper
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.infer_shapes import _hide_finn_ops, _restore_finn_ops
+    from qonnx.util.basic import qonnx_make_model
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    t = helper.make_tensor_value_info("t", TensorProto.FLOAT, [4, 1])
+    twin = dict(inputs=["x", "t"], outputs=["y"], domain="qonnx.custom_op.general", out_dtype="UINT1")
+    nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("MultiThreshold", **twin),
+             helper.make_node("MultiThreshold", **twin)]
+    model = ModelWrapper(qonnx_make_model(helper.make_graph(nodes, "g", [x, t], [y])))
+    want, got = copy.deepcopy(model), copy.deepcopy(model)
+    want_hidden, got_hidden = _hide_finn_ops(want), fast_apply.hide_custom_ops(got)
+    assert len(got_hidden) == 1 and _hidden_texts(got_hidden) == _hidden_texts(want_hidden)
+    assert got.model.SerializeToString(deterministic=True) == want.model.SerializeToString(deterministic=True)
+    _restore_finn_ops(want, want_hidden)
+    fast_apply.restore_custom_ops(got, got_hidden)
+    assert got.model.SerializeToString(deterministic=True) == want.model.SerializeToString(deterministic=True)
+    assert got.model.SerializeToString(deterministic=True) == model.model.SerializeToString(deterministic=True)
