@@ -73,6 +73,20 @@ def split_graph(graph: str) -> tuple[str, str]:
     return name, board or "pynq-z2"
 
 
+def check_graph(graph: str) -> None:
+    """ValueError naming ``graph`` when its model or board is unknown (before any build starts)."""
+    from bnn2fpga.boards import get_board
+    from bnn2fpga.quantize.registry import get_spec
+
+    name, board = split_graph(graph)
+    try:
+        if not re.fullmatch(r"presb-lite-\d{4}", name):
+            get_spec(name)
+        get_board(board)
+    except Exception as e:  # noqa: BLE001 - the registries' own messages list the valid names
+        raise ValueError(f"--graphs {graph}: {e}") from None
+
+
 def bench_graph(graph: str, work: Path, until: str = "estimate") -> dict:
     """Export ``graph`` (``name[@board]``), build it to ``until``; seconds per step and node counts."""
     from bnn2fpga.flows.config import make_config
@@ -298,6 +312,12 @@ def main(argv=None) -> int:
             return 2
         print(before_after(*runs))
         return 0
+    try:
+        for graph in args.graphs:
+            check_graph(graph)
+    except ValueError as e:
+        print(f"make bench-build-time: {e}", file=sys.stderr)
+        return 2
     finn_env.prepare()
     log = lambda m: print(m, flush=True)  # noqa: E731
     out = Path(args.out)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bnn2fpga.benchmarks.build_time import before_after, split_graph
 
 
@@ -42,3 +44,12 @@ def test_a_missing_or_malformed_run_is_one_line_and_exit_2(tmp_path, capsys):
         assert len(err.splitlines()) == 1 and str(first) in err
     assert main(["--before-after", str(good), str(good)]) == 0
     assert "| g | 3 | 1.0 -> 1.0 |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("graph", ["nope", "cbcnn-gtsrb@nope", "presb-lite-12"])
+def test_an_unknown_graph_or_board_stops_before_any_build_with_one_line(graph, capsys):
+    from bnn2fpga.benchmarks.build_time import main
+
+    assert main(["--graphs", "presb-lite-1111", graph, "--no-warm-up"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and graph in err
