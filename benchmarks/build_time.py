@@ -27,6 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
+#: Built once untimed before the timed graphs (the first not among them).
+WARM_UP_GRAPHS = ("cbcnn-mnist", "cbcnn-gtsrb", "blinknet-hybrid")
+
 DEFAULT_GRAPHS = ("cbcnn-gtsrb", "blinknet-hybrid", "dra-bnn-waste", "presb-lite-1111", "presb-lite-1121",
                   "presb-lite-1221", "presb-lite-2222", "presb-net-18-deploy@zcu104")
 
@@ -134,7 +137,12 @@ def _cpu_per_step(into: dict):
 
 
 def fit_exponents(rows: list[dict]) -> dict:
-    """Per step (and total): k in time ~ nodes**k, least squares on logs (needs >= 2 graphs > 0.05 s)."""
+    """Per step (and total): k in time ~ nodes**k, least squares on logs (needs >= 2 graphs > 0.05 s).
+
+    Graphs built for another board (``name@board``) are left out: at the same node count a
+    full-width network costs more by its tensors, not by its nodes.
+    """
+    rows = [r for r in rows if "@" not in r["graph"]]
     steps = sorted({s for r in rows for s in r["times"]}) + ["total"]
     out = {}
     for s in steps:
@@ -165,8 +173,8 @@ def markdown(results: dict) -> str:
     k = results.get("exponents", {})
     if k:
         lines += ["", "Fitted k in time ~ nodes^k: " + ", ".join(f"{s} {v:.2f}" for s, v in k.items()) + "."]
-    warm = (f"; the first graph built once untimed before ({results['warm_up_s']} s: the process's imports)"
-            if "warm_up_s" in results else "")
+    w = results.get("warm_up")
+    warm = f"; {w['graph']} built once untimed first ({w['s']} s: the process's imports)" if w else ""
     lines.append(f"Measured {results['date']} on {results['machine']} (nodes: QONNX export){warm}.")
     return "\n".join(lines)
 
@@ -201,8 +209,11 @@ def load_run(path: Path) -> dict:
     try:
         run = json.loads(path.read_text())
         for r in run["graphs"]:
-            if not (isinstance(r["graph"], str) and isinstance(r["nodes"], int) and isinstance(r["cpu"], dict)):
-                raise TypeError(f"graph entry {r.get('graph')!r} has the wrong types")
+            if not (isinstance(r["graph"], str) and isinstance(r["nodes"], int) and r["nodes"] > 0
+                    and isinstance(r["cpu"], dict)
+                    and all(isinstance(v, (int, float)) for v in r["cpu"].values())):
+                raise TypeError(f"graph entry {r.get('graph')!r} has the wrong types or no nodes")
+        run.setdefault("date", "?")
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ValueError(f"{path}: not a build_time.json ({type(e).__name__}: {e})") from None
     return run
@@ -327,11 +338,14 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         if not args.no_warm_up:
             # The first build in a process also imports FINN's and QONNX's modules and fills
-            # their registries (~2 s here), which no later graph pays: not time per node.
-            t0 = time.time()
-            bench_graph(args.graphs[0], Path(tmp) / "warm-up", args.until)
-            results["warm_up_s"] = round(time.time() - t0, 1)
-            log(f"warm-up: {args.graphs[0]} built once untimed ({results['warm_up_s']} s)")
+            # their registries (~2 s here), which no later graph pays: not time per node. A graph
+            # that is not timed: the build's own caches (per-layer estimates) would favour it.
+            warm = next((g for g in WARM_UP_GRAPHS if g not in args.graphs), None)
+            if warm is not None:
+                t0 = time.time()
+                bench_graph(warm, Path(tmp) / "warm-up", args.until)
+                results["warm_up"] = {"graph": warm, "s": round(time.time() - t0, 1)}
+                log(f"warm-up: {warm} built once untimed ({results['warm_up']['s']} s)")
         for name in args.graphs:
             work = Path(args.keep) / name if args.keep else Path(tmp) / name
             work.mkdir(parents=True, exist_ok=True)

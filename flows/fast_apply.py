@@ -729,14 +729,14 @@ class _LookupTable:
         for n in names:
             delattr(self.model, n)
 
-    def get_tensor_datatype(self, name: str):
-        """``ModelWrapper.get_tensor_datatype(name)``."""
+    def get_tensor_datatype(self, tensor_name: str):
+        """``ModelWrapper.get_tensor_datatype(tensor_name)``."""
         from onnx import TensorProto
         from qonnx.core.datatype import DataType
 
         if not self._fresh():
-            return ModelWrapper.get_tensor_datatype(self.model, name)
-        a = self._ann.get(name)
+            return ModelWrapper.get_tensor_datatype(self.model, tensor_name)
+        a = self._ann.get(tensor_name)
         if a is not None:
             e = _entry(a, "finn_datatype")
             if e is not None:
@@ -744,19 +744,19 @@ class _LookupTable:
                 if dt is None:
                     dt = self._dtypes[e.value] = DataType[e.value]
                 return dt
-        vi = self._vi.get(name)
+        vi = self._vi.get(tensor_name)
         if vi is not None:
             elem = vi.type.tensor_type.elem_type
         else:
-            i = self._init.get(name)
+            i = self._init.get(tensor_name)
             elem = i.data_type if i is not None else None
         return DataType["FLOAT16"] if elem == TensorProto.FLOAT16 else DataType["FLOAT32"]
 
-    def set_tensor_datatype(self, name: str, datatype) -> None:
-        """``ModelWrapper.set_tensor_datatype(name, datatype)``."""
+    def set_tensor_datatype(self, tensor_name: str, datatype) -> None:
+        """``ModelWrapper.set_tensor_datatype(tensor_name, datatype)``."""
         if not self._fresh():
-            return ModelWrapper.set_tensor_datatype(self.model, name, datatype)
-        a = self._ann.get(name)
+            return ModelWrapper.set_tensor_datatype(self.model, tensor_name, datatype)
+        a = self._ann.get(tensor_name)
         if a is not None:
             e = _entry(a, "finn_datatype")
             if e is not None:
@@ -767,13 +767,13 @@ class _LookupTable:
             elif datatype is not None:
                 _add_entry(a, "finn_datatype", datatype.name)
         elif datatype is not None:
-            self._annotate(name, "finn_datatype", datatype.name)
+            self._annotate(tensor_name, "finn_datatype", datatype.name)
 
-    def get_tensor_layout(self, name: str):
-        """``ModelWrapper.get_tensor_layout(name)``."""
+    def get_tensor_layout(self, tensor_name: str):
+        """``ModelWrapper.get_tensor_layout(tensor_name)``."""
         if not self._fresh():
-            return ModelWrapper.get_tensor_layout(self.model, name)
-        a = self._ann.get(name)
+            return ModelWrapper.get_tensor_layout(self.model, tensor_name)
+        a = self._ann.get(tensor_name)
         if a is None:
             return None
         e = _entry(a, "tensor_layout")
@@ -787,12 +787,12 @@ class _LookupTable:
             layout = self._layouts[e.value] = tuple(value)
         return list(layout)  # a new list each time, as QONNX's eval makes one
 
-    def set_tensor_layout(self, name: str, data_layout) -> None:
-        """``ModelWrapper.set_tensor_layout(name, data_layout)``."""
+    def set_tensor_layout(self, tensor_name: str, data_layout) -> None:
+        """``ModelWrapper.set_tensor_layout(tensor_name, data_layout)``."""
         assert type(data_layout) is list, "data_layout must be a list"
         if not self._fresh():
-            return ModelWrapper.set_tensor_layout(self.model, name, data_layout)
-        a = self._ann.get(name)
+            return ModelWrapper.set_tensor_layout(self.model, tensor_name, data_layout)
+        a = self._ann.get(tensor_name)
         if a is not None:
             e = _entry(a, "tensor_layout")
             if e is not None:
@@ -800,20 +800,20 @@ class _LookupTable:
             else:
                 _add_entry(a, "tensor_layout", str(data_layout))
         else:
-            self._annotate(name, "tensor_layout", str(data_layout))
+            self._annotate(tensor_name, "tensor_layout", str(data_layout))
 
-    def get_tensor_shape(self, name: str, fix_missing_init_shape: bool = False):
-        """``ModelWrapper.get_tensor_shape(name, fix_missing_init_shape)``."""
-        vi = self._vi.get(name) if self._fresh() else None
+    def get_tensor_shape(self, tensor_name: str, fix_missing_init_shape: bool = False):
+        """``ModelWrapper.get_tensor_shape(tensor_name, fix_missing_init_shape)``."""
+        vi = self._vi.get(tensor_name) if self._fresh() else None
         if vi is None:  # an initializer's shape, or none: QONNX's own
-            return ModelWrapper.get_tensor_shape(self.model, name, fix_missing_init_shape)
+            return ModelWrapper.get_tensor_shape(self.model, tensor_name, fix_missing_init_shape)
         return [x.dim_value for x in vi.type.tensor_type.shape.dim]
 
-    def get_tensor_valueinfo(self, name: str):
-        """``ModelWrapper.get_tensor_valueinfo(name)``."""
+    def get_tensor_valueinfo(self, tensor_name: str):
+        """``ModelWrapper.get_tensor_valueinfo(tensor_name)``."""
         if not self._fresh():
-            return ModelWrapper.get_tensor_valueinfo(self.model, name)
-        return self._vi.get(name)
+            return ModelWrapper.get_tensor_valueinfo(self.model, tensor_name)
+        return self._vi.get(tensor_name)
 
     def _annotate(self, name: str, key: str, value: str) -> None:
         import onnx

@@ -113,7 +113,7 @@ def stage_sources(design: LayerRTL, folder: Path) -> list[str]:
     for src in sources:
         dst = folder / src.name
         if src.name in fixed:
-            dst.write_text(readable_text(src.name, src.read_text()))
+            dst.write_text(readable_text(src.name, src.read_text(encoding="utf-8")), encoding="utf-8")
         elif src.resolve() != dst.resolve():
             shutil.copy(src, dst)
         files.append(src.name)

@@ -53,3 +53,27 @@ def test_an_unknown_graph_or_board_stops_before_any_build_with_one_line(graph, c
     assert main(["--graphs", "presb-lite-1111", graph, "--no-warm-up"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and graph in err
+
+
+def test_runs_without_nodes_or_with_text_seconds_are_refused_and_an_empty_one_is_a_header(tmp_path, capsys):
+    from bnn2fpga.benchmarks.build_time import main
+
+    empty = tmp_path / "empty.json"
+    empty.write_text('{"graphs": []}')
+    for bad in ('{"graphs": [{"graph": "g", "nodes": 0, "cpu": {}}]}',
+                '{"graphs": [{"graph": "g", "nodes": 3, "cpu": {"streamline": "1.0"}}]}'):
+        f = tmp_path / "bad.json"
+        f.write_text(bad)
+        assert main(["--before-after", str(f), str(empty)]) == 2
+        assert "bad.json" in capsys.readouterr().err
+    assert main(["--before-after", str(empty), str(empty)]) == 0
+    assert capsys.readouterr().out.startswith("| graph | nodes |")
+
+
+def test_exponents_leave_out_graphs_of_another_board():
+    from bnn2fpga.benchmarks.build_time import fit_exponents
+
+    rows = [{"graph": g, "nodes": n, "times": {"streamline": t}, "total_s": t}
+            for g, n, t in (("a", 100, 1.0), ("b", 400, 4.0), ("b@zcu104", 400, 40.0))]
+    k = fit_exponents(rows)
+    assert abs(k["streamline"] - 1.0) < 1e-9 and abs(k["total"] - 1.0) < 1e-9

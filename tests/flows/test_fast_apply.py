@@ -541,3 +541,18 @@ def test_custom_op_hiding_equals_qonnx_on_twin_nodes():
     fast_apply.restore_custom_ops(got, got_hidden)
     assert got.model.SerializeToString(deterministic=True) == want.model.SerializeToString(deterministic=True)
     assert got.model.SerializeToString(deterministic=True) == model.model.SerializeToString(deterministic=True)
+
+
+def test_lookup_table_takes_qonnx_keyword_names():
+    """Custom ops call ``model.get_tensor_shape(tensor_name=...)``: the table answers with QONNX's signature."""
+    import inspect
+
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from bnn2fpga.flows.fast_apply import _LookupTable
+
+    for name in ("get_tensor_datatype", "set_tensor_datatype", "get_tensor_layout", "set_tensor_layout",
+                 "get_tensor_shape", "get_tensor_valueinfo"):
+        ours = list(inspect.signature(getattr(_LookupTable, name)).parameters)
+        theirs = list(inspect.signature(getattr(ModelWrapper, name)).parameters)
+        assert ours == theirs, (name, ours, theirs)
