@@ -255,11 +255,8 @@ def _synthesized(build: Path):
 
 def stream_points(builds: list[Path]) -> list[tuple]:
     """(op, FINN's LUT estimate, stream bits, Yosys counts, layer) of every synthesized stream layer."""
-    from qonnx.custom_op.registry import getCustomOp
-
     from bnn2fpga.boards import get_board
-    from bnn2fpga.flows.folding import CALIBRATED_OPS, estimate_resources
-    from bnn2fpga.hw.rtlgen.from_finn import base_op
+    from bnn2fpga.flows.folding import estimate_resources, stream_inputs
 
     points = []
     for build in builds:
@@ -267,11 +264,10 @@ def stream_points(builds: list[Path]) -> list[tuple]:
         finn = estimate_resources(model, get_board("pynq-z2"))
         for node in model.graph.node:
             y = yosys.get(node.name)
-            if node.op_type in CALIBRATED_OPS or not node.op_type.endswith("_rtl") or not y or "error" in y:
+            inputs = stream_inputs(node, finn.get(node.name))
+            if inputs is None or not y or "error" in y:
                 continue
-            inst = getCustomOp(node)
-            bits = inst.get_instream_width() + inst.get_outstream_width()
-            points.append((base_op(node), float(finn[node.name].get("LUT", 0)), bits, y, f"{build.name}/{node.name}"))
+            points.append((*inputs, y, f"{build.name}/{node.name}"))
     return points
 
 

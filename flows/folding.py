@@ -36,6 +36,15 @@ class Fit:
     consumers: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
     priced_by: dict[str, str] = field(default_factory=dict)   # layer -> "calibrated" or "finn"
 
+    @classmethod
+    def from_rows(cls, rows: dict[str, dict], available: dict, ceiling: float, priced_by: dict[str, str]) -> "Fit":
+        """The fit of per-layer counts: each resource of ``available`` summed, its consumers largest first."""
+        used = {r: float(sum(float(v.get(r, 0)) for v in rows.values())) for r in available}
+        consumers = {r: sorted(((n, float(v.get(r, 0))) for n, v in rows.items() if v.get(r, 0)), key=lambda t: -t[1])
+                     for r in available}
+        return cls(used=used, available={k: float(v) for k, v in available.items()}, ceiling=ceiling,
+                   consumers=consumers, priced_by=priced_by)
+
     @property
     def fits(self) -> bool:
         """Every resource within the ceiling."""
@@ -151,20 +160,32 @@ def _calibrated(model, node, tensors: dict | None = None, finn: dict | None = No
     return {**rmodel.predict(shape), "URAM": 0.0}
 
 
-def _calibrated_stream(rmodel, node, finn: dict | None) -> dict[str, float] | None:
-    """A stream layer's LUT and FF by the fitted model (BRAM, URAM, DSP: FINN's estimate), or None."""
+def stream_inputs(node, finn: dict | None) -> tuple[str, float, int] | None:
+    """What the fitted model prices a stream layer from: (op, FINN's LUT estimate, in + out stream bits).
+
+    None for our calibrated MVAUs, for layers without an RTL backend or stream widths, and
+    without FINN's estimate. The calibration sweep fits on exactly these (``benchmarks/calibrate.py``).
+    """
     from qonnx.custom_op.registry import getCustomOp
 
     from bnn2fpga.hw.rtlgen.from_finn import base_op
 
-    if finn is None or not node.op_type.endswith("_rtl"):
+    if finn is None or node.op_type in CALIBRATED_OPS or not node.op_type.endswith("_rtl"):
         return None
     inst = getCustomOp(node)
     try:
         bits = inst.get_instream_width() + inst.get_outstream_width()
     except Exception:  # noqa: BLE001 - FINN ops without stream widths keep FINN's estimate
         return None
-    counts = rmodel.stream_counts(base_op(node), float(finn.get("LUT", 0)), bits)
+    return base_op(node), float(finn.get("LUT", 0)), bits
+
+
+def _calibrated_stream(rmodel, node, finn: dict | None) -> dict[str, float] | None:
+    """A stream layer's LUT and FF by the fitted model (BRAM, URAM, DSP: FINN's estimate), or None."""
+    inputs = stream_inputs(node, finn)
+    if inputs is None:
+        return None
+    counts = rmodel.stream_counts(*inputs)
     if counts is None:
         return None
     return {**counts, **{k: float(finn.get(k, 0)) for k in ("BRAM_18K", "URAM", "DSP")}}
@@ -200,14 +221,7 @@ def check_fit(model, board: Board, ceiling: float, calibrated: bool = True) -> F
     per_layer = price_layers(model, board, calibrated)
     avail = {"LUT": board.resources.LUT, "BRAM_18K": board.resources.BRAM18,
              "URAM": board.resources.URAM, "DSP": board.resources.DSP}
-    used = {r: float(sum(float(v.get(r, 0)) for v in per_layer.values())) for r in avail}
-    consumers = {
-        r: sorted(((n, float(v.get(r, 0))) for n, v in per_layer.items() if v.get(r, 0)),
-                  key=lambda t: -t[1])
-        for r in avail
-    }
-    return Fit(used=used, available={k: float(v) for k, v in avail.items()}, ceiling=ceiling,
-               consumers=consumers, priced_by={n: v["model"] for n, v in per_layer.items()})
+    return Fit.from_rows(per_layer, avail, ceiling, {n: v["model"] for n, v in per_layer.items()})
 
 
 def weights_to_luts(model, board: Board, ceiling: float):

@@ -331,21 +331,14 @@ def synthesized_fit(run: SynthRun, board, ceiling: float, fifos: dict | None = N
     """
     from bnn2fpga.flows.folding import Fit
 
-    t = run.totals()
-    avail = {"LUT": float(board.resources.LUT), "BRAM_18K": float(board.resources.BRAM18),
-             "DSP": float(board.resources.DSP)}
-    done = {n: r for n, r in run.layers.items() if "error" not in r}
-    rows = {n: {k: float(r.get(k, 0)) for k in avail} for n, r in done.items()}
-    used = {k: float(t[k]) for k in avail}
-    priced_by = {n: "yosys" for n in done}
+    avail = {"LUT": board.resources.LUT, "BRAM_18K": board.resources.BRAM18, "DSP": board.resources.DSP}
+    rows = {n: r for n, r in run.layers.items() if "error" not in r}
+    priced_by = {n: "yosys" for n in rows}
     ftot = (fifos or {}).get("totals") if (fifos or {}).get("fifos") else None
     if ftot:
-        rows[FIFOS] = {"LUT": float(ftot["LUT"]), "BRAM_18K": float(ftot["BRAM_18K"]), "DSP": 0.0}
-        used["LUT"] += rows[FIFOS]["LUT"]
-        used["BRAM_18K"] += rows[FIFOS]["BRAM_18K"]
+        rows[FIFOS] = {"LUT": ftot["LUT"], "BRAM_18K": ftot["BRAM_18K"]}
         priced_by[FIFOS] = "finn"
-    consumers = {k: sorted(((n, r[k]) for n, r in rows.items() if r[k]), key=lambda c: -c[1]) for k in avail}
-    return Fit(used=used, available=avail, ceiling=ceiling, consumers=consumers, priced_by=priced_by)
+    return Fit.from_rows(rows, avail, ceiling, priced_by)
 
 
 def fit_line(fit) -> str:
